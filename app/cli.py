@@ -1,0 +1,69 @@
+"""The `gmvit` command line: one program, one subcommand per job.
+
+Each command lives in its own module under `app/commands/` and exposes
+`register(subparsers)`, which adds its parser and sets `func` (called with the parsed
+namespace, returning an exit code or None). Errors a user can fix are printed as one line
+on stderr with exit code 2; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+class CLIError(Exception):
+    """A problem the user can fix (bad argument, missing file): one line, exit 2."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types whose message is meant for a person, not a traceback."""
+    errors: list[type[BaseException]] = [CLIError, FileNotFoundError, IsADirectoryError]
+    for module_name, attr in (
+        ("renderer", "MeshError"),
+        ("gmvit", "GMViTError"),
+        ("index", "IndexError_"),
+    ):
+        try:
+            errors.append(getattr(importlib.import_module(module_name), attr))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gmvit", description="3D shape recognition and retrieval with GMViT."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Rendering without a display needs OSMesa; a GPU machine may set egl instead.
+    os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        print("gmvit: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
+        if args.debug:
+            raise
+        print(f"gmvit: error: {exc}", file=sys.stderr)
+        return 2
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

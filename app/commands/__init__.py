@@ -1,0 +1,1 @@
+"""Subcommands of the `gmvit` command line, one module each."""
