@@ -91,3 +91,34 @@ def get_rig(name: str) -> Rig:
         return RIGS[name]
     except KeyError:
         raise ValueError(f"unknown camera rig {name!r}; choose one of {sorted(RIGS)}") from None
+
+
+# Below this angle to the +Z axis, +Z projects to almost nothing on the image plane.
+_UP_FALLBACK_DEGREES = 1.0
+
+
+def up_vector(direction: np.ndarray) -> np.ndarray:
+    """The image's up direction for a camera at `direction` looking at the origin.
+
+    World +Z projected onto the image plane, so the scene's up axis points up in every
+    view; when the view is within 1 degree of +-Z, world +Y projected instead.
+    """
+    forward = -np.asarray(direction, dtype=np.float64)
+    forward /= np.linalg.norm(forward)
+    world_up = np.array([0.0, 0.0, 1.0])
+    if abs(forward @ world_up) > np.cos(np.radians(_UP_FALLBACK_DEGREES)):
+        world_up = np.array([0.0, 1.0, 0.0])
+    up = world_up - (world_up @ forward) * forward
+    return up / np.linalg.norm(up)
+
+
+def camera_pose(direction: np.ndarray, distance: float) -> np.ndarray:
+    """4x4 camera-to-world pose (OpenGL convention: the camera looks along its -z axis)
+    at `distance` from the origin on the ray through `direction`, looking at the origin."""
+    back = np.asarray(direction, dtype=np.float64)
+    back = back / np.linalg.norm(back)
+    up = up_vector(back)
+    right = np.cross(up, back)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, up, back, distance * back
+    return pose
