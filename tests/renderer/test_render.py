@@ -1,0 +1,170 @@
+"""Rendering checked as geometry: where the cameras are, what each view sees."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image, ImageDraw
+
+from renderer import RIGS, camera_pose, get_rig, normalize, render_file, render_views, view_grid
+from renderer.render import CAMERA_DISTANCE, SPHERE_FILL, YFOV
+from renderer.rigs import up_vector
+from tests.renderer.meshes import arm_shape
+
+S3 = math.sqrt(3)
+P = (1 + math.sqrt(5)) / 2
+SPEC = {
+    "circle-12": [
+        (1, 0, S3 / 3), (S3 / 2, -1 / 2, S3 / 3), (1 / 2, -S3 / 2, S3 / 3), (0, -1, S3 / 3),
+        (-1 / 2, -S3 / 2, S3 / 3), (-S3 / 2, -1 / 2, S3 / 3), (-1, 0, S3 / 3),
+        (-S3 / 2, 1 / 2, S3 / 3), (-1 / 2, S3 / 2, S3 / 3), (0, 1, S3 / 3),
+        (1 / 2, S3 / 2, S3 / 3), (S3 / 2, 1 / 2, S3 / 3),
+    ],
+    "dodecahedron-20": [
+        (1, 1, 1), (1, 1, -1), (1, -1, 1), (1, -1, -1), (-1, 1, 1), (-1, 1, -1), (-1, -1, 1),
+        (-1, -1, -1), (0, 1 / P, P), (0, 1 / P, -P), (0, -1 / P, P), (0, -1 / P, -P),
+        (P, 0, 1 / P), (P, 0, -1 / P), (-P, 0, 1 / P), (-P, 0, -1 / P), (1 / P, P, 0),
+        (-1 / P, P, 0), (1 / P, -P, 0), (-1 / P, -P, 0),
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SPEC))
+def test_rig_positions_are_the_spec_and_cameras_sit_on_them(name):
+    rig = get_rig(name)
+    np.testing.assert_allclose(rig.positions, np.array(SPEC[name]), rtol=0, atol=1e-15)
+    for position in rig.positions:
+        pose = camera_pose(position, CAMERA_DISTANCE)
+        unit = position / np.linalg.norm(position)
+        np.testing.assert_allclose(pose[:3, 3], CAMERA_DISTANCE * unit, atol=1e-12)
+        np.testing.assert_allclose(pose[:3, 2], unit, atol=1e-12)  # looks along -z: at 0
+        np.testing.assert_allclose(pose[:3, :3].T @ pose[:3, :3], np.eye(3), atol=1e-12)
+        assert np.linalg.det(pose[:3, :3]) == pytest.approx(1.0)
+        assert pose[2, 1] > 0, "world +Z must point up in the image"
+
+
+def test_up_vector_rule():
+    np.testing.assert_allclose(up_vector(np.array([1.0, 0, 0])), [0, 0, 1], atol=1e-12)
+    # Looking straight down +-Z, +Z cannot point up: +Y does.
+    np.testing.assert_allclose(up_vector(np.array([0, 0, 1.0])), [0, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(up_vector(np.array([0, 0, -1.0])), [0, 1, 0], atol=1e-12)
+
+
+def _foreground(views: np.ndarray) -> np.ndarray:
+    return (views < 250).any(axis=-1)
+
+
+def test_a_sphere_renders_as_a_centred_disc_of_the_expected_area():
+    sphere = normalize(trimesh.creation.icosphere(subdivisions=5))
+    views = render_views(sphere, "dodecahedron-20", 224)
+    # The camera model: the unit sphere's silhouette has radius SPHERE_FILL * size / 2,
+    # derived here from the distance and field of view rather than taken on trust.
+    radius = 112 * math.tan(math.asin(1 / CAMERA_DISTANCE)) / math.tan(YFOV / 2)
+    assert radius == pytest.approx(SPHERE_FILL * 112)
+    expected = math.pi * radius**2
+    for mask in _foreground(views):
+        assert mask.sum() == pytest.approx(expected, rel=0.02)
+        rows, cols = np.nonzero(mask)
+        assert rows.mean() == pytest.approx(111.5, abs=0.5)
+        assert cols.mean() == pytest.approx(111.5, abs=0.5)
+
+
+def _expected_silhouette(mesh: trimesh.Trimesh, pose: np.ndarray, size: int) -> np.ndarray:
+    """Rasterise the mesh's projected triangles with an independent pinhole model, 4x
+    supersampled; a pixel is inside when at least half of it is covered."""
+    world_to_camera = np.linalg.inv(pose)
+    points = mesh.vertices @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
+    fine = 4 * size
+    focal = (fine / 2) / math.tan(YFOV / 2)
+    cols = fine / 2 + focal * points[:, 0] / -points[:, 2]
+    rows = fine / 2 - focal * points[:, 1] / -points[:, 2]
+    image = Image.new("L", (fine, fine), 0)
+    draw = ImageDraw.Draw(image)
+    for face in mesh.faces:
+        draw.polygon([(cols[k] - 0.5, rows[k] - 0.5) for k in face], fill=1)
+    coverage = np.array(image, dtype=np.float64).reshape(size, 4, size, 4).mean(axis=(1, 3))
+    return coverage >= 0.5
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+@pytest.mark.parametrize("name", sorted(RIGS))
+def test_view_i_looks_from_direction_i(name):
+    shape = normalize(arm_shape())
+    rig = get_rig(name)
+    size = 96
+    rendered = _foreground(render_views(shape, rig, size))
+    expected = [
+        _expected_silhouette(shape, camera_pose(p, CAMERA_DISTANCE), size) for p in rig.positions
+    ]
+    for i, mask in enumerate(rendered):
+        scores = [_iou(mask, other) for other in expected]
+        assert scores[i] > 0.9, f"view {i} does not match camera {i}: IoU {scores[i]:.3f}"
+        assert int(np.argmax(scores)) == i
+
+
+def test_same_file_renders_identically_twice():
+    data = arm_shape().export(file_type="ply")
+    first = render_file(data, rig="circle-12", size=64)
+    second = render_file(data, rig="circle-12", size=64)
+    assert first.dtype == np.uint8 and first.shape == (12, 64, 64, 3)
+    assert first.tobytes() == second.tobytes()
+
+
+def test_two_threads_render_safely_and_identically():
+    shape = normalize(arm_shape())
+    expected = {size: render_views(shape, "circle-12", size) for size in (48, 64)}
+    results: dict[int, list[np.ndarray]] = {48: [], 64: []}
+    errors: list[BaseException] = []
+
+    def work(size: int) -> None:
+        try:
+            for _ in range(3):
+                results[size].append(render_views(shape, "circle-12", size))
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(size,)) for size in (48, 64)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for size, runs in results.items():
+        assert len(runs) == 3
+        for views in runs:
+            assert views.tobytes() == expected[size].tobytes()
+
+
+def test_depth_maps_measure_distance_along_the_camera_axis():
+    sphere = normalize(trimesh.creation.icosphere(subdivisions=4))
+    views, depths = render_views(sphere, "circle-12", 64, depth=True)
+    assert depths.dtype == np.float32 and depths.shape == (12, 64, 64)
+    background = ~_foreground(views)
+    assert (depths[background] == 0).all()
+    # The sphere's nearest point is CAMERA_DISTANCE - 1 in front of every camera.
+    centre = depths[:, 31:33, 31:33]
+    np.testing.assert_allclose(centre, CAMERA_DISTANCE - 1, atol=0.01)
+
+
+def test_view_grid_places_and_labels_views_in_order():
+    views = np.full((12, 20, 30, 3), 255, dtype=np.uint8)
+    for i in range(12):
+        views[i, 10:, :, :] = i * 20  # a grey level per view in the bottom half
+    plain = np.array(view_grid(views, labels=False))
+    assert plain.shape == (3 * 20, 4 * 30, 3)
+    for i in range(12):
+        row, col = divmod(i, 4)
+        np.testing.assert_array_equal(
+            plain[row * 20 : (row + 1) * 20, col * 30 : (col + 1) * 30], views[i]
+        )
+    labelled = np.array(view_grid(views))
+    red = (labelled[..., 0] > 150) & (labelled[..., 1] < 100)
+    assert red[:10, :30].any() and red[40:50, 90:120].any()
+    assert not ((plain[..., 0] > 150) & (plain[..., 1] < 100)).any()
