@@ -1,0 +1,21 @@
+"""The shape index: FAISS vectors + SQLite metadata, durable and shared by processes.
+
+See `index.shape_index` for the on-disk layout, the commit discipline and how several
+processes share one index.
+"""
+
+from index.errors import IndexError_, ModelMismatchError
+from index.shape_index import IndexBuilder, SearchHit, ShapeIndex, model_slug
+from index.store import ShapeRecord
+from index.vectors import normalize
+
+__all__ = [
+    "IndexBuilder",
+    "IndexError_",
+    "ModelMismatchError",
+    "SearchHit",
+    "ShapeIndex",
+    "ShapeRecord",
+    "model_slug",
+    "normalize",
+]
