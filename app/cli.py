@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("app.commands.convert", "app.commands.render")
 
 
 class CLIError(Exception):

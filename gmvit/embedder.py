@@ -1,0 +1,91 @@
+"""The Embedder: rendered views in, descriptors and class probabilities out. What the service calls.
+
+Thread safety: `embed` may be called from several threads at once. Input checks and
+normalisation run in the calling thread; the forward passes of one Embedder are serialised
+by a lock, because torch already spreads one forward over `threads` cores and concurrent
+forwards would only fight over them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gmvit.checkpoint import Checkpoint, load_checkpoint
+from gmvit.errors import GMViTError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Embedding:
+    descriptors: np.ndarray  # float32 (B, 512), L2-normalised
+    probabilities: np.ndarray  # float32 (B, C), softmax of the logits
+
+
+class Embedder:
+    def __init__(
+        self,
+        checkpoint: Checkpoint | str | os.PathLike,
+        *,
+        threads: int | None = None,
+        batch_size: int = 16,
+    ) -> None:
+        if batch_size < 1:
+            raise GMViTError(f"batch_size must be at least 1, not {batch_size}")
+        if threads is not None:
+            if threads < 1:
+                raise GMViTError(f"threads must be at least 1, not {threads}")
+            # Process-wide in torch: set once here, by the owner of the process's model.
+            torch.set_num_threads(threads)
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = load_checkpoint(checkpoint)
+        config = checkpoint.config
+        self.model = checkpoint.model.to("cpu").eval()
+        self.model_id = checkpoint.model_id
+        self.class_names = list(checkpoint.class_names)
+        self.rig = config.rig
+        self.image_size = config.image_size
+        self.num_views = config.num_views
+        self.batch_size = batch_size
+        self._mean = torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
+        self._lock = threading.Lock()
+
+    def _check(self, views: np.ndarray) -> np.ndarray:
+        if not isinstance(views, np.ndarray) or views.dtype != np.uint8:
+            kind = getattr(views, "dtype", type(views).__name__)
+            raise GMViTError(f"views must be a uint8 numpy array, got {kind}")
+        if views.ndim == 4:
+            views = views[np.newaxis]
+        size, v = self.image_size, self.num_views
+        if views.ndim != 5 or views.shape[1:] != (v, size, size, 3):
+            raise GMViTError(
+                f"views must have shape ({v}, {size}, {size}, 3) or (B, {v}, {size}, {size}, 3) "
+                f"for model {self.model_id} (rig {self.rig}), got {views.shape}"
+            )
+        if views.shape[0] == 0:
+            raise GMViTError("no shapes to embed: the batch is empty")
+        return views
+
+    def embed(self, views: np.ndarray) -> Embedding:
+        """uint8 views (V, H, W, 3) or (B, V, H, W, 3), H = W = image_size -> Embedding of B."""
+        views = self._check(views)
+        descriptors, probabilities = [], []
+        for start in range(0, views.shape[0], self.batch_size):
+            chunk = torch.from_numpy(views[start : start + self.batch_size])
+            x = chunk.permute(0, 1, 4, 2, 3).float().div_(255.0)
+            x = (x - self._mean) / self._std
+            with self._lock, torch.inference_mode():
+                out = self.model(x)
+                descriptors.append(out.descriptor.float().numpy())
+                probabilities.append(torch.softmax(out.logits.float(), dim=-1).numpy())
+        return Embedding(
+            descriptors=np.concatenate(descriptors).astype(np.float32, copy=False),
+            probabilities=np.concatenate(probabilities).astype(np.float32, copy=False),
+        )

@@ -1,0 +1,71 @@
+"""Our checkpoint file: everything in one file, loads with no other argument, id = content hash."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gmvit import GMViTError, create_model, load_checkpoint, save_checkpoint
+
+NAMES = ["chair", "lamp", "vase"]
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return create_model("mini", 12, len(NAMES), image_size=32).eval()
+
+
+def test_round_trip(model, tmp_path):
+    path = tmp_path / "mini.pt"
+    model_id = save_checkpoint(path, model, NAMES, {"recipe": "test", "epochs": 1})
+    assert model_id.startswith("mini-") and len(model_id) == len("mini-") + 12
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.model_id == model_id
+    assert checkpoint.class_names == NAMES
+    assert checkpoint.meta == {"recipe": "test", "epochs": 1}
+    assert checkpoint.config == model.config
+    assert not checkpoint.model.training
+    views = torch.randn(2, 12, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(checkpoint.model(views).descriptor, model(views).descriptor)
+
+
+def test_id_follows_content(model, tmp_path):
+    first = save_checkpoint(tmp_path / "a.pt", model, NAMES)
+    assert (
+        save_checkpoint(tmp_path / "b.pt", model, NAMES, {"note": "meta is not content"}) == first
+    )
+    with torch.no_grad():
+        model.mlp1.bias[0] += 1e-3
+    assert save_checkpoint(tmp_path / "c.pt", model, NAMES) != first
+    other_config = create_model("mini", 20, len(NAMES), image_size=32)
+    other_config.load_state_dict(model.state_dict())
+    assert save_checkpoint(tmp_path / "d.pt", other_config, NAMES).split("-")[1] != first
+
+
+def test_class_names_must_match_the_head(model, tmp_path):
+    with pytest.raises(GMViTError, match="2 class names for a model with 3 classes"):
+        save_checkpoint(tmp_path / "x.pt", model, NAMES[:2])
+
+
+def test_damaged_or_foreign_files_are_refused(model, tmp_path):
+    path = tmp_path / "mini.pt"
+    save_checkpoint(path, model, NAMES)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["mlp1.weight"][0, 0] += 1.0
+    torch.save(payload, path)
+    with pytest.raises(GMViTError, match="damaged"):
+        load_checkpoint(path)
+
+    published = tmp_path / "model.t7"
+    torch.save(model.state_dict(), published)
+    with pytest.raises(GMViTError, match="gmvit convert"):
+        load_checkpoint(published)
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00" * 64)
+    with pytest.raises(GMViTError, match="not a gmvit checkpoint"):
+        load_checkpoint(garbage)
+    with pytest.raises(GMViTError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "absent.pt")
