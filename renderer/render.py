@@ -31,8 +31,8 @@ YFOV = 2 * math.atan(math.tan(math.asin(1 / CAMERA_DISTANCE)) / SPHERE_FILL)
 Z_NEAR, Z_FAR = 0.1, CAMERA_DISTANCE + 2.0
 BASE_COLOR = (0.7, 0.7, 0.7, 1.0)
 BACKGROUND = (1.0, 1.0, 1.0, 1.0)
-AMBIENT = (0.25, 0.25, 0.25)
-LIGHT_INTENSITY = 2.5
+AMBIENT = (0.08, 0.08, 0.08)
+LIGHT_INTENSITY = 3.0
 
 _thread_state = threading.local()
 
