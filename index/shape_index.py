@@ -29,9 +29,11 @@ Removal. Flat removes vectors for real. HNSW cannot: its removed ids are tombsto
 every search filters out with a FAISS IDSelector, and the next snapshot re-adds the live
 vectors to a fresh graph. Index types that need training (IVF, PQ) are refused.
 
-Label filter. The ids carrying the label come from SQLite; up to EXACT_SCAN_MAX of them are
-scored exactly, more go to FAISS as an IDSelectorBatch, and a short answer (HNSW walking
-past a sparse filter) falls back to exact scoring, so k hits come back whenever k exist.
+Label filter. A label held by at least a quarter of the shapes is over-fetched (k times
+2 x total/matching, growing 4x until k match) and filtered. For a rarer label, its ids come
+from SQLite: up to EXACT_SCAN_MAX of them are scored exactly, more go to FAISS as an
+IDSelectorBatch, and a short answer (HNSW walking past a sparse filter) falls back to exact
+scoring. Either way k hits come back whenever k matching shapes exist.
 
 Several processes. Writers (ShapeIndex.add/remove/snapshot, IndexBuilder.commit) hold the
 LOCK flock, so writes of all processes on one host are serialised; on a shared data dir
@@ -446,10 +448,33 @@ class ShapeIndex:
             raise IndexError_(f"k must be at least 1, got {k}")
         query = normalize(vector, self.dim)
         with self._reading() as gen:
-            allowed = gen.store.ids(label=label) if label is not None else None
-            pairs = gen.vectors.search(query, k, allowed=allowed, exclude=exclude)
+            if label is None:
+                pairs = gen.vectors.search(query, k, exclude=exclude)
+            else:
+                pairs = self._search_label(gen, query, k, label, exclude)
             records = gen.store.get_many([i for i, _ in pairs])
         return [SearchHit(i, score, records[i]) for i, score in pairs if i in records]
+
+    @staticmethod
+    def _search_label(
+        gen: _Generation, query: np.ndarray, k: int, label: str, exclude: int | None
+    ) -> list[tuple[int, float]]:
+        """A label held by a large share of the shapes is cheapest to over-fetch and filter;
+        a rarer one goes to FAISS as the set of its ids (or is scored exactly)."""
+        matching = gen.store.count(label=label)
+        total = len(gen.vectors)
+        if matching * 4 >= total:
+            fetch = k * 2 * -(-total // max(matching, 1))
+            while True:
+                pairs = gen.vectors.search(query, min(fetch, total), exclude=exclude)
+                labels = gen.store.get_many([i for i, _ in pairs])
+                hits = [(i, s) for i, s in pairs if i in labels and labels[i].label == label]
+                if len(hits) >= k:
+                    return hits[:k]
+                if fetch >= total:
+                    break
+                fetch *= 4
+        return gen.vectors.search(query, k, allowed=gen.store.ids(label=label), exclude=exclude)
 
     def list(
         self, *, label: str | None = None, offset: int = 0, limit: int = 50

@@ -215,7 +215,6 @@ class VectorSet:
     def _exact(self, query: np.ndarray, candidates: np.ndarray, k: int) -> list[tuple[int, float]]:
         if len(candidates) == 0:
             return []
-        vectors = np.stack([self._index.reconstruct(int(i)) for i in candidates])
-        scores = vectors @ query
+        scores = self._index.reconstruct_batch(candidates) @ query
         order = np.argsort(-scores, kind="stable")[:k]
         return [(int(candidates[j]), float(scores[j])) for j in order]

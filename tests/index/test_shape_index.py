@@ -59,6 +59,12 @@ def test_label_filter_returns_k_hits_of_a_rare_label(tmp_path, rng, factory):
         assert len(hits) == 10 and {h.record.label for h in hits} == {"rare"}
         assert len(index.search(rng.normal(size=DIM), k=50, label="rare")) == 12
         assert index.search(rng.normal(size=DIM), k=5, label="absent") == []
+        query = rng.normal(size=DIM)
+        common = index.search(query, k=10, label="common")
+        assert len(common) == 10 and {h.record.label for h in common} == {"common"}
+        if factory == "Flat":
+            ranking = [h for h in index.search(query, k=300) if h.record.label == "common"]
+            assert [h.id for h in common] == [h.id for h in ranking[:10]]
 
 
 def test_hnsw_removal_uses_tombstones_until_the_snapshot(tmp_path, rng):
@@ -132,3 +138,17 @@ def test_sixteen_threads_adding_leave_a_consistent_index(tmp_path):
     with ShapeIndex.open(tmp_path, "m", dim=DIM) as index:
         assert index.count() == index.vector_count() == 160
         assert all(index.vector(i) is not None for i in ids)
+
+
+def test_two_writers_on_one_generation_see_each_other(tmp_path, rng):
+    """Two ShapeIndex objects stand for two processes (separate flocks and SQLite handles)."""
+    with ShapeIndex.open(tmp_path, "m", dim=DIM) as a, ShapeIndex.open(tmp_path, "m", dim=DIM) as b:
+        from_a = a.add(rng.normal(size=DIM), name="a", sha256="a")
+        assert b.search(a.vector(from_a.id), k=1)[0].id == from_a.id  # log tail replayed
+        from_b = b.add(rng.normal(size=DIM), name="b", sha256="b")
+        b.snapshot()
+        assert a.vector(from_b.id) is not None  # snapshot rewritten: reloaded
+        a.remove(from_b.id)
+        assert b.vector(from_b.id) is None and b.count() == b.vector_count() == 1
+    with ShapeIndex.open(tmp_path, "m", dim=DIM) as index:
+        assert index.count() == index.vector_count() == 1
