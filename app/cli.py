@@ -14,7 +14,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = ("app.commands.convert", "app.commands.render")
+COMMAND_MODULES: tuple[str, ...] = (
+    "app.commands.convert",
+    "app.commands.render",
+    "app.commands.serve",
+    "app.commands.worker",
+    "app.commands.classify",
+    "app.commands.search",
+    "app.commands.index",
+    "app.commands.reindex",
+)
 
 
 class CLIError(Exception):

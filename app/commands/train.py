@@ -1,0 +1,175 @@
+"""`gmvit train`, `gmvit distill`, `gmvit eval`: the teacher, its students, their scores."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from app.cli import CLIError
+
+
+def _add_recipe(parser: argparse.ArgumentParser, batch_size: int) -> None:
+    group = parser.add_argument_group("recipe (defaults: the paper's)")
+    group.add_argument("--epochs", type=int, default=100)
+    group.add_argument("--batch-size", type=int, default=batch_size)
+    group.add_argument("--lr", type=float, default=0.01)
+    group.add_argument("--lr-min", type=float, default=0.001, help="cosine annealing floor")
+    group.add_argument(
+        "--t-max", type=int, default=None, help="cosine period in epochs (default min(50, epochs))"
+    )
+    group.add_argument("--momentum", type=float, default=0.9)
+    group.add_argument("--weight-decay", type=float, default=1e-4)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", required=True, type=Path, help="view store (gmvit dataset render) or PNG set"
+    )
+    parser.add_argument("-o", "--out", required=True, type=Path, help="run folder")
+    parser.add_argument(
+        "--image-size", type=int, default=None, help="network input size (default: the data's)"
+    )
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.1, help="share of each training class held out"
+    )
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train", help="train the GMViT teacher (two stages) or a student on labels"
+    )
+    _add_common(train)
+    train.add_argument("--variant", default="teacher", choices=("teacher", "simple", "mini"))
+    train.add_argument("--cnn", default="resnet18", choices=("resnet18", "resnet34"))
+    train.add_argument(
+        "--cnn-epochs", type=int, default=30, help="teacher stage 1 (single-view CNN) epochs"
+    )
+    train.add_argument("--cnn-batch-size", type=int, default=64, help="stage 1 batch (views)")
+    _add_recipe(train, batch_size=32)
+    train.set_defaults(func=_train)
+
+    distill = subparsers.add_parser(
+        "distill", help="train a GMViT student from a teacher with the paper's loss"
+    )
+    _add_common(distill)
+    distill.add_argument("--teacher", type=Path, help="teacher checkpoint (gmvit train)")
+    distill.add_argument("--student", required=True, choices=("simple", "mini"))
+    distill.add_argument("--no-kd", action="store_true", help="labels only, no distillation")
+    _add_recipe(distill, batch_size=16)
+    distill.set_defaults(func=_distill)
+
+    evaluate = subparsers.add_parser(
+        "eval", help="oa, macc, retrieval mAP, p@10, params and speed on a test split"
+    )
+    evaluate.add_argument("--weights", required=True, type=Path)
+    evaluate.add_argument("--data", required=True, type=Path)
+    evaluate.add_argument(
+        "--json", required=True, type=Path, help="scores; .md table and .png confusion beside"
+    )
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--threads", type=int, default=None)
+    evaluate.add_argument("--name", default=None, help="row name in the Markdown table")
+    evaluate.set_defaults(func=_eval)
+
+
+def _command() -> str:
+    return shlex.join(["gmvit", *sys.argv[1:]])
+
+
+def _recipe(args: argparse.Namespace, epochs: int | None = None, batch: int | None = None):
+    from gmvit.train import Recipe
+
+    return Recipe(
+        epochs=epochs or args.epochs,
+        batch_size=batch or args.batch_size,
+        lr=args.lr,
+        lr_min=args.lr_min,
+        t_max=args.t_max,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+    )
+
+
+def _runtime(args: argparse.Namespace):
+    import torch
+
+    from gmvit.train import runtime
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CLIError("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
+    return runtime(args.device, args.seed)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from gmvit.train import train_student, train_teacher
+
+    rt = _runtime(args)
+    common = dict(
+        image_size=args.image_size,
+        val_fraction=args.val_fraction,
+        augment=not args.no_augment,
+        resume=args.resume,
+        rt=rt,
+        command=_command(),
+    )
+    if args.variant == "teacher":
+        # Stage 1 anneals over its own length: min(50, --cnn-epochs).
+        cnn_recipe = _recipe(args, epochs=args.cnn_epochs, batch=args.cnn_batch_size)
+        cnn_recipe.t_max = min(50, args.cnn_epochs)
+        best = train_teacher(
+            args.data, args.out, cnn_recipe=cnn_recipe, recipe=_recipe(args), cnn=args.cnn, **common
+        )
+    else:
+        best = train_student(
+            args.data, args.out, variant=args.variant, recipe=_recipe(args), **common
+        )
+    if rt.is_main:
+        print(f"best checkpoint: {best}")
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from gmvit.distill import distill
+
+    rt = _runtime(args)
+    best = distill(
+        args.data,
+        args.out,
+        student=args.student,
+        teacher_path=args.teacher,
+        no_kd=args.no_kd,
+        image_size=args.image_size,
+        recipe=_recipe(args),
+        val_fraction=args.val_fraction,
+        augment=not args.no_augment,
+        resume=args.resume,
+        rt=rt,
+        command=_command(),
+    )
+    if rt.is_main:
+        print(f"best checkpoint: {best}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from gmvit.evaluate import evaluate, markdown_table, write_reports
+
+    if args.batch_size < 1:
+        raise CLIError("--batch-size must be at least 1")
+    result = evaluate(
+        args.weights, args.data, split=args.split, batch_size=args.batch_size, threads=args.threads
+    )
+    paths = write_reports(result, args.json, name=args.name)
+    print(markdown_table([(args.name or result.variant, result)]), end="")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0

@@ -1,0 +1,558 @@
+"""Training GMViT: the teacher in the paper's two stages, and the loop students share.
+
+Stage 1 trains the teacher's CNN alone as a single-view classifier (random horizontal
+flip); stage 2 trains the whole network on all views of a shape (each shape mirrored with
+its views reordered to match their cameras, and shifted a little). Both use the spec's
+recipe by default: SGD momentum 0.9, weight decay 1e-4, lr 0.01 with cosine annealing
+(T_max 50, floor 0.001), batch 32, 100 epochs.
+
+Every epoch writes `<stage>-last.pt` (weights, optimiser, scheduler, random states) so
+`resume=True` continues an interrupted run where it stopped, and the model with the best
+validation accuracy (a stratified hold-out of the training split) is kept as a gmvit
+checkpoint. A run is deterministic for a seed on one device. Under `torchrun`
+(WORLD_SIZE set) it trains data-parallel, one process per device.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from gmvit.checkpoint import save_checkpoint
+from gmvit.data.datasets import (
+    MultiViewDataset,
+    SingleViewDataset,
+    ViewSplit,
+    augment_shapes,
+    augment_views,
+    open_split,
+    stratified_holdout,
+    to_input,
+)
+from gmvit.errors import GMViTError
+from gmvit.model import GMViT, create_model
+
+
+@dataclass
+class Recipe:
+    """Optimiser and schedule; the defaults are the paper's."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 0.01
+    lr_min: float = 0.001
+    t_max: int | None = None  # cosine period in epochs; None -> min(50, epochs)
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise GMViTError("epochs and batch size must be at least 1")
+        if self.t_max is None:
+            self.t_max = min(50, self.epochs)
+
+
+@dataclass
+class Runtime:
+    """Where and how a run executes: device, seed, data-parallel rank."""
+
+    device: torch.device
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    progress: bool = True
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def runtime(device: str = "auto", seed: int = 0, progress: bool = True) -> Runtime:
+    """The runtime of this process; joins the process group when started by torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GMViTError("--device cuda was asked for, but no CUDA device is available")
+    if world_size > 1:
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        rank = dist.get_rank()
+        if device.startswith("cuda"):
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            device = f"cuda:{local}"
+        return Runtime(torch.device(device), seed, rank, world_size, progress and rank == 0)
+    return Runtime(torch.device(device), seed, 0, 1, progress)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _sgd(params: list[nn.Parameter], recipe: Recipe) -> torch.optim.SGD:
+    return torch.optim.SGD(
+        params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
+
+
+def _cosine(optimizer: torch.optim.Optimizer, recipe: Recipe):
+    return torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=recipe.t_max, eta_min=recipe.lr_min
+    )
+
+
+def _loader(
+    dataset: Dataset, batch_size: int, rt: Runtime, *, shuffle: bool, generator: torch.Generator
+) -> DataLoader:
+    if rt.distributed:
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=rt.seed)
+    elif shuffle:
+        sampler = RandomSampler(dataset, generator=generator)
+    else:
+        sampler = None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False)
+
+
+def _reduce(values: Tensor, rt: Runtime) -> Tensor:
+    """Sum a small tensor over all ranks."""
+    if rt.distributed:
+        values = values.clone()
+        dist.all_reduce(values)
+    return values
+
+
+@dataclass
+class StageResult:
+    best_score: float
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def fit(
+    *,
+    name: str,
+    out_dir: Path,
+    module: nn.Module,
+    recipe: Recipe,
+    rt: Runtime,
+    train_set: Dataset,
+    step: Callable[[nn.Module, Any, torch.Generator], tuple[Tensor, Tensor, Tensor]],
+    validate: Callable[[], float],
+    on_best: Callable[[float, int], None],
+    resume: bool,
+) -> StageResult:
+    """The epoch loop every stage shares.
+
+    `step(module, batch, generator)` returns (loss, logits, labels) for one batch in train
+    mode, running the forward through `module` (data-parallel wrapped when distributed);
+    `validate()` returns the validation accuracy in [0, 1] (computed on every rank; the
+    same number everywhere); `on_best(score, epoch)` saves the best model (main rank).
+    """
+    state_path = out_dir / f"{name}-last.pt"
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = _sgd(params, recipe)
+    scheduler = _cosine(optimizer, recipe)
+    loader_gen = torch.Generator().manual_seed(rt.seed)
+    aug_gen = torch.Generator().manual_seed(rt.seed + 1)
+    first_epoch, result = 1, StageResult(best_score=-math.inf, best_epoch=0)
+    wrapped = module
+    if rt.distributed:
+        wrapped = nn.parallel.DistributedDataParallel(
+            module, device_ids=[rt.device] if rt.device.type == "cuda" else None
+        )
+    if resume and state_path.exists():
+        state = torch.load(state_path, map_location=rt.device, weights_only=True)
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        loader_gen.set_state(state["loader_gen"])
+        aug_gen.set_state(state["aug_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        result = StageResult(**state["result"])
+        first_epoch = state["epoch"] + 1
+    loader = _loader(train_set, recipe.batch_size, rt, shuffle=True, generator=loader_gen)
+    started = time.perf_counter() - result.seconds
+    for epoch in range(first_epoch, recipe.epochs + 1):
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)
+        module.train()
+        totals = torch.zeros(3, dtype=torch.float64, device=rt.device)  # loss sum, right, n
+        bar = tqdm(
+            loader,
+            desc=f"{name} {epoch}/{recipe.epochs}",
+            disable=not rt.progress,
+            leave=False,
+            unit="batch",
+        )
+        for batch in bar:
+            loss, logits, labels = step(wrapped, batch, aug_gen)
+            if not torch.isfinite(loss):
+                raise GMViTError(
+                    f"{name}: the loss became {loss.item()} at epoch {epoch}; "
+                    "lower the learning rate"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            n = labels.shape[0]
+            totals += torch.stack(
+                [
+                    loss.detach().double() * n,
+                    (logits.argmax(1) == labels).sum().double(),
+                    torch.tensor(float(n), device=rt.device, dtype=torch.float64),
+                ]
+            )
+            bar.set_postfix(
+                loss=f"{totals[0].item() / totals[2].item():.3f}",
+                acc=f"{totals[1].item() / totals[2].item():.3f}",
+            )
+        scheduler.step()
+        totals = _reduce(totals, rt)
+        score = validate()
+        row = {
+            "epoch": epoch,
+            "loss": totals[0].item() / totals[2].item(),
+            "train_acc": totals[1].item() / totals[2].item(),
+            "val_acc": score,
+            "lr": optimizer.param_groups[0]["lr"],
+        }
+        result.history.append(row)
+        if score > result.best_score:
+            result.best_score, result.best_epoch = score, epoch
+            if rt.is_main:
+                on_best(score, epoch)
+        result.seconds = time.perf_counter() - started
+        if rt.is_main:
+            tqdm.write(
+                f"{name} epoch {epoch}/{recipe.epochs}: loss {row['loss']:.4f} "
+                f"train acc {row['train_acc']:.4f} val acc {score:.4f}"
+            )
+            _atomic_save(
+                {
+                    "module": module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "loader_gen": loader_gen.get_state(),
+                    "aug_gen": aug_gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch,
+                    "result": asdict(result),
+                },
+                state_path,
+            )
+        if rt.distributed:
+            dist.barrier()
+    del wrapped
+    return result
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    split: ViewSplit,
+    indices: np.ndarray,
+    image_size: int,
+    device: torch.device,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """Predicted labels of the given shapes (model in eval mode)."""
+    model.eval()
+    predictions = []
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        views = torch.from_numpy(np.stack([split.load(int(i)) for i in chunk]))
+        out = model(to_input(views, image_size).to(device))
+        predictions.append(out.logits.argmax(1).cpu().numpy())
+    return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
+
+
+def accuracy(
+    model: nn.Module, split: ViewSplit, indices: np.ndarray, image_size: int, device: torch.device
+) -> float:
+    if len(indices) == 0:
+        return 0.0
+    predicted = predict(model, split, indices, image_size, device)
+    return float((predicted == split.labels[indices]).mean())
+
+
+class SingleViewClassifier(nn.Module):
+    """Stage 1: the teacher's CNN with a temporary linear classifier on its 512-d token."""
+
+    def __init__(self, model: GMViT, num_classes: int) -> None:
+        super().__init__()
+        self.encoder = model.encoder_net_1
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.encoder(x).flatten(1))
+
+
+@dataclass
+class TrainData:
+    """A training split cut into train and validation shapes."""
+
+    split: ViewSplit
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+
+    @classmethod
+    def open(
+        cls, path: str | Path, *, val_fraction: float, seed: int, num_views: int | None = None
+    ) -> TrainData:
+        split = open_split(path, "train", num_views)
+        if len(split) == 0:
+            raise GMViTError(f"{path} has no usable training shapes")
+        if not 0.0 <= val_fraction < 1.0:
+            raise GMViTError(f"the validation fraction must be in [0, 1), not {val_fraction}")
+        train_idx, val_idx = stratified_holdout(split.labels, val_fraction, seed)
+        return cls(split, train_idx, val_idx)
+
+    @property
+    def val_or_train(self) -> np.ndarray:
+        """Validation shapes, or the training shapes when nothing is held out."""
+        return self.val_idx if len(self.val_idx) else self.train_idx
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "classes": self.split.classes,
+            "rig": self.split.rig,
+            "num_views": self.split.num_views,
+            "size": self.split.size,
+            "train_shapes": len(self.train_idx),
+            "val_shapes": len(self.val_idx),
+        }
+
+
+def multiview_step(data: TrainData, image_size: int, rt: Runtime, augment: bool) -> Callable:
+    """A training step on (views, labels) batches with cross-entropy on the logits."""
+
+    def step(module: nn.Module, batch: tuple[Tensor, Tensor], generator: torch.Generator):
+        views, labels = batch
+        x = to_input(views, image_size)
+        if augment:
+            x = augment_shapes(x, data.split.rig, generator)
+        labels = labels.to(rt.device)
+        out = module(x.to(rt.device))
+        return F.cross_entropy(out.logits, labels), out.logits, labels
+
+    return step
+
+
+def train_teacher(
+    data_path: str | Path,
+    out_dir: str | Path,
+    *,
+    image_size: int | None = None,
+    cnn_recipe: Recipe | None = None,
+    recipe: Recipe | None = None,
+    val_fraction: float = 0.1,
+    augment: bool = True,
+    cnn: str = "resnet18",
+    resume: bool = False,
+    rt: Runtime | None = None,
+    command: str | None = None,
+) -> Path:
+    """Both stages of the teacher; returns the path of the best checkpoint (`best.pt`)."""
+    rt = rt or runtime()
+    seed_everything(rt.seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = TrainData.open(data_path, val_fraction=val_fraction, seed=rt.seed)
+    image_size = image_size or data.split.size
+    cnn_recipe = cnn_recipe or Recipe(batch_size=64)
+    recipe = recipe or Recipe()
+    classes = data.split.classes
+    model = create_model(
+        "teacher",
+        data.split.num_views,
+        len(classes),
+        cnn=cnn,
+        image_size=image_size,
+        rig=data.split.rig,
+    ).to(rt.device)
+    if rt.distributed and rt.device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+    # Stage 1: the CNN as a single-view classifier.
+    single = SingleViewClassifier(model, len(classes)).to(rt.device)
+    cnn_best = out / "cnn-best.pt"
+    num_views = data.split.num_views
+
+    def cnn_step(module: nn.Module, batch: tuple[Tensor, Tensor], generator: torch.Generator):
+        views, labels = batch
+        x = augment_views(to_input(views, image_size), generator).to(rt.device)
+        labels = labels.to(rt.device)
+        logits = module(x)
+        return F.cross_entropy(logits, labels), logits, labels
+
+    @torch.no_grad()
+    def cnn_validate() -> float:
+        single.eval()
+        idx = data.val_or_train
+        right = 0
+        for start in range(0, len(idx), 16):
+            chunk = idx[start : start + 16]
+            views = torch.from_numpy(np.stack([data.split.load(int(i)) for i in chunk]))
+            logits = single(to_input(views.flatten(0, 1), image_size).to(rt.device))
+            labels = torch.from_numpy(data.split.labels[chunk]).repeat_interleave(num_views)
+            right += int((logits.argmax(1).cpu() == labels).sum())
+        return right / (len(idx) * num_views)
+
+    stage1 = fit(
+        name="cnn",
+        out_dir=out,
+        module=single,
+        recipe=cnn_recipe,
+        rt=rt,
+        train_set=SingleViewDataset(data.split, data.train_idx),
+        step=cnn_step,
+        validate=cnn_validate,
+        on_best=lambda s, e: _atomic_save(single.state_dict(), cnn_best),
+        resume=resume,
+    )
+    single.load_state_dict(torch.load(cnn_best, map_location=rt.device, weights_only=True))
+
+    # Stage 2: the whole network, starting from the best single-view CNN.
+    meta = {
+        "trained_by": "gmvit train",
+        "command": command,
+        "seed": rt.seed,
+        "data": data.describe() | {"path": str(data_path)},
+        "image_size": image_size,
+        "rig": data.split.rig,
+        "augment": augment,
+        "cnn_init": "random (no ImageNet weights offline)",
+        "cnn_recipe": asdict(cnn_recipe),
+        "recipe": asdict(recipe),
+        "cnn_stage": {
+            "best_val_acc_single_view": stage1.best_score,
+            "best_epoch": stage1.best_epoch,
+        },
+    }
+    best = out / "best.pt"
+
+    def save_best(score: float, epoch: int) -> None:
+        save_checkpoint(best, _unwrap(model), classes, meta | {"val_acc": score, "epoch": epoch})
+
+    stage2 = fit(
+        name="gmvit",
+        out_dir=out,
+        module=model,
+        recipe=recipe,
+        rt=rt,
+        train_set=MultiViewDataset(data.split, data.train_idx),
+        step=multiview_step(data, image_size, rt, augment),
+        validate=lambda: accuracy(model, data.split, data.val_or_train, image_size, rt.device),
+        on_best=save_best,
+        resume=resume,
+    )
+    if rt.is_main:
+        _write_history(out / "history.json", {"cnn": asdict(stage1), "gmvit": asdict(stage2)})
+    return best
+
+
+def train_student(
+    data_path: str | Path,
+    out_dir: str | Path,
+    *,
+    variant: str,
+    image_size: int | None = None,
+    recipe: Recipe | None = None,
+    val_fraction: float = 0.1,
+    augment: bool = True,
+    step_factory: Callable[[GMViT, TrainData, int, Runtime], Callable] | None = None,
+    extra_meta: dict[str, Any] | None = None,
+    student_config: dict[str, Any] | None = None,
+    resume: bool = False,
+    rt: Runtime | None = None,
+    command: str | None = None,
+) -> Path:
+    """Train a student (or any variant) end to end in one stage. `step_factory` gives the
+    loss (distillation); by default plain cross-entropy on the labels."""
+    rt = rt or runtime()
+    seed_everything(rt.seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = TrainData.open(data_path, val_fraction=val_fraction, seed=rt.seed)
+    image_size = image_size or data.split.size
+    recipe = recipe or Recipe(batch_size=16)
+    classes = data.split.classes
+    model = create_model(
+        variant,
+        data.split.num_views,
+        len(classes),
+        image_size=image_size,
+        rig=data.split.rig,
+        **(student_config or {}),
+    ).to(rt.device)
+    if rt.distributed and rt.device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if step_factory is None:
+        step = multiview_step(data, image_size, rt, augment)
+    else:
+        step = step_factory(model, data, image_size, rt)
+    meta = {
+        "trained_by": "gmvit distill" if extra_meta else "gmvit train",
+        "command": command,
+        "seed": rt.seed,
+        "data": data.describe() | {"path": str(data_path)},
+        "image_size": image_size,
+        "rig": data.split.rig,
+        "augment": augment,
+        "recipe": asdict(recipe),
+    } | (extra_meta or {})
+    best = out / "best.pt"
+
+    def save_best(score: float, epoch: int) -> None:
+        save_checkpoint(best, _unwrap(model), classes, meta | {"val_acc": score, "epoch": epoch})
+
+    result = fit(
+        name=variant,
+        out_dir=out,
+        module=model,
+        recipe=recipe,
+        rt=rt,
+        train_set=MultiViewDataset(data.split, data.train_idx),
+        step=step,
+        validate=lambda: accuracy(model, data.split, data.val_or_train, image_size, rt.device),
+        on_best=save_best,
+        resume=resume,
+    )
+    if rt.is_main:
+        _write_history(out / "history.json", {variant: asdict(result)})
+    return best
+
+
+def _unwrap(model: nn.Module) -> GMViT:
+    return model.module if hasattr(model, "module") else model
+
+
+def _write_history(path: Path, history: dict) -> None:
+    path.write_text(json.dumps(history, indent=1) + "\n")
