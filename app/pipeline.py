@@ -1,0 +1,107 @@
+"""One mesh through the pipeline: bytes or path -> views -> descriptor, probabilities.
+
+Both the HTTP routes (on the request pool's threads) and the reindex jobs (in-process or
+in an RQ worker) go through `describe`, so a shape indexed by a job and the same file
+uploaded later give the same descriptor.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import renderer
+from app.metrics import stage
+from app.settings import Settings
+
+THUMBNAIL_PX = 256
+
+
+@dataclass
+class Described:
+    views: np.ndarray  # uint8 (V, H, W, 3)
+    descriptor: np.ndarray  # float32 (D,), L2-normalised
+    probabilities: np.ndarray  # float32 (C,)
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage
+
+
+def load_limits(settings: Settings) -> renderer.LoadLimits:
+    return renderer.LoadLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_faces=settings.max_faces,
+        timeout_s=settings.render_timeout_s,
+    )
+
+
+def sha256_of(source: bytes | Path) -> str:
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).hexdigest()
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe(
+    source: bytes | Path,
+    embedder,
+    settings: Settings,
+    *,
+    filename: str | None = None,
+    timings: dict[str, float] | None = None,
+) -> Described:
+    """Render `source` on the embedder's rig and size, then embed it.
+
+    Raises renderer.MeshError for a file that cannot become views.
+    """
+    timings = {} if timings is None else timings
+    with stage("render", timings):
+        views = renderer.render_file(
+            source,
+            filename=filename,
+            rig=embedder.rig,
+            size=embedder.image_size,
+            limits=load_limits(settings),
+        )
+    with stage("embed", timings):
+        embedding = embedder.embed(views)
+    return Described(
+        views=views,
+        descriptor=np.asarray(embedding.descriptors[0], dtype=np.float32),
+        probabilities=np.asarray(embedding.probabilities[0], dtype=np.float32),
+        timings=timings,
+    )
+
+
+def grid_png(views: np.ndarray, max_px: int = THUMBNAIL_PX) -> bytes:
+    """A small PNG of all views side by side (the thumbnail and the page's preview)."""
+    image = renderer.view_grid(views, labels=False)
+    image.thumbnail((max_px, max_px))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def png_data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

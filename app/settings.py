@@ -1,0 +1,80 @@
+"""Service settings, read from `GMVIT_*` environment variables (pydantic-settings).
+
+Defaults run on one laptop: data in `./var`, the shipped GMViT-mini, jobs in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The shipped student, found from any working directory of a source checkout.
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "gmvit-mini-synth10.pt"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GMVIT_", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="index, metadata, thumbnails, job files")
+    weights: Path = Field(
+        DEFAULT_WEIGHTS,
+        description="student checkpoint; while the default file is missing, a random mini",
+    )
+    redis_url: str | None = Field(None, description="RQ job queue; unset = in-process jobs")
+    api_key: str | None = Field(None, description="X-API-Key needed for every write")
+    read_key: str | None = Field(None, description="X-API-Key needed for reads when set")
+    max_upload_bytes: int = Field(64 * 2**20, gt=0, description="per uploaded mesh file")
+    max_batch_upload_bytes: int = Field(
+        1024 * 2**20, gt=0, description="whole body of a POST /reindex with uploaded files"
+    )
+    max_faces: int = Field(2_000_000, gt=0, description="per mesh, checked by the renderer")
+    render_timeout_s: float = Field(20.0, gt=0, description="load + render time per mesh")
+    workers: int = Field(2, ge=1, description="render/embed threads of the server")
+    queue: int = Field(4, ge=0, description="requests admitted beyond the busy workers before 503")
+    threads: int | None = Field(None, ge=1, description="torch threads of the embedder")
+    allowed_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="server-side folders POST /reindex may read"
+    )
+    index_factory: str = Field("Flat", description="FAISS factory string of new indexes")
+    demo: bool = Field(True, description="index a small synthetic set on the first start")
+    demo_per_class: int = Field(3, ge=1, description="demo shapes per synthetic class")
+    job_stale_s: float = Field(
+        30.0, gt=0, description="a running job without heartbeat this long is reported lost"
+    )
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        """Accept a JSON list or an os.pathsep-separated string, like PATH."""
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [part for part in value.split(os.pathsep) if part]
+        return value
+
+    @field_validator("redis_url", "api_key", "read_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.resolve()
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.data_path / "thumbs"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_path / "jobs"
+
+    @property
+    def index_root(self) -> Path:
+        return self.data_path / "index"
