@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.search",
     "app.commands.index",
     "app.commands.reindex",
+    "app.commands.dataset",
+    "app.commands.train",
 )
 
 
