@@ -70,7 +70,10 @@ class AppendLog:
     def __init__(self, path: Path, valid_size: int) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        # A torn tail is cut off so that new records follow the last intact one.
+        self.cut(valid_size)
+
+    def cut(self, valid_size: int) -> None:
+        """Drop a torn tail after `valid_size`: new records follow the last intact one."""
         if os.fstat(self._fd).st_size != valid_size:
             os.ftruncate(self._fd, valid_size)
             os.fsync(self._fd)

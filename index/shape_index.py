@@ -148,6 +148,8 @@ class _Generation:
         if int(info["dim"]) != dim:
             raise IndexError_(f"the index at {path} holds {info['dim']}-d vectors, not {dim}-d")
         self.factory = info["factory"]
+        for stale in path.glob(".vectors.faiss.tmp-*"):
+            stale.unlink()  # a snapshot cut short by a crash (we hold the lock)
         snapshot = path / "vectors.faiss"
         if snapshot.exists():
             self.vectors = VectorSet.read(snapshot, dim, self.factory)
@@ -181,7 +183,7 @@ class _Generation:
     def catch_up(self) -> None:
         """Replay what another process appended to the log since we last read it."""
         entries, valid_size = read_log(self.path / "log", self.dim, start=self.log.size)
-        self.log.size = valid_size
+        self.log.cut(valid_size)
         self.log_records += len(entries)
         # Vectors of adds whose row is missing belong to a writer that crashed before its
         # commit (it held the lock we hold now): skip them, as a full open would.
