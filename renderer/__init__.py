@@ -22,7 +22,7 @@ from renderer.errors import (
 )
 from renderer.grid import view_grid
 from renderer.loading import LoadLimits, load_mesh, normalize
-from renderer.render import render_views
+from renderer.render import release_renderer, render_views
 from renderer.rigs import RIG_FOR_VIEWS, RIGS, Rig, camera_pose, get_rig, up_vector
 
 
@@ -61,6 +61,7 @@ __all__ = [
     "load_mesh",
     "normalize",
     "render_file",
+    "release_renderer",
     "render_views",
     "up_vector",
     "view_grid",

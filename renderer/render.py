@@ -87,3 +87,12 @@ def _offscreen_renderer(size: int):
     renderer = _pyrender().OffscreenRenderer(size, size)
     _thread_state.renderer = renderer
     return renderer
+
+
+def release_renderer() -> None:
+    """Delete this thread's OffscreenRenderer and its GL context (e.g. before a worker
+    thread ends); the next render on this thread makes a new one."""
+    renderer = getattr(_thread_state, "renderer", None)
+    if renderer is not None:
+        renderer.delete()
+        _thread_state.renderer = None
