@@ -15,6 +15,7 @@ OffscreenRenderer, reused across calls and recreated only when the size changes.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import threading
@@ -85,8 +86,37 @@ def _offscreen_renderer(size: int):
     if renderer is not None:
         renderer.delete()
     renderer = _pyrender().OffscreenRenderer(size, size)
+    renderer._renderer._program_cache._program_cache = _ProgramsByContextAddress()
     _thread_state.renderer = renderer
     return renderer
+
+
+class _ProgramsByContextAddress(dict):
+    """pyrender's shader-program cache, keyed by the GL context's address.
+
+    pyrender keys its cache by (current context, shaders, defines). Under OSMesa, PyOpenGL
+    returns a new pointer object for the current context on every call, and those compare
+    unequal, so pyrender compiled a fresh program on every render and kept them all (a
+    leak, and most of the cost of a small render). Keying by the address fixes both.
+    """
+
+    @staticmethod
+    def _key(key: tuple) -> tuple:
+        context, *rest = key
+        try:
+            context = ctypes.cast(context, ctypes.c_void_p).value
+        except (ctypes.ArgumentError, TypeError):
+            pass  # already a plain, comparable handle
+        return (context, *rest)
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(self._key(key))
+
+    def __getitem__(self, key: tuple):
+        return super().__getitem__(self._key(key))
+
+    def __setitem__(self, key: tuple, value) -> None:
+        super().__setitem__(self._key(key), value)
 
 
 def release_renderer() -> None:

@@ -168,3 +168,18 @@ def test_view_grid_places_and_labels_views_in_order():
     red = (labelled[..., 0] > 150) & (labelled[..., 1] < 100)
     assert red[:10, :30].any() and red[40:50, 90:120].any()
     assert not ((plain[..., 0] > 150) & (plain[..., 1] < 100)).any()
+
+
+def test_the_thread_renderer_is_reused_without_piling_up_shader_programs():
+    # Regression: under OSMesa, pyrender compiled and kept a new shader program on every
+    # render (see renderer.render._ProgramsByContextAddress).
+    from renderer.render import _thread_state
+
+    shape = normalize(arm_shape())
+    render_views(shape, "circle-12", 32)
+    offscreen = _thread_state.renderer
+    programs = len(offscreen._renderer._program_cache._program_cache)
+    for _ in range(3):
+        render_views(shape, "circle-12", 32)
+    assert _thread_state.renderer is offscreen
+    assert len(offscreen._renderer._program_cache._program_cache) == programs
