@@ -1,0 +1,254 @@
+"""The HTTP API through FastAPI's TestClient: real rendering, embedding and index."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.server import create_app
+from tests.app.conftest import API_KEY, WRITE, make_settings, synth_off
+
+CHAIR = synth_off("chair", 1)
+MONITOR = synth_off("monitor", 2)
+TABLE = synth_off("table", 3)
+
+
+def add(client: TestClient, data: bytes, name: str, label: str | None = None) -> dict:
+    fields = {"label": label} if label else {}
+    response = client.post("/shapes", files={"file": (name, data)}, data=fields, headers=WRITE)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def test_openapi_documents_every_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/classify",
+        "/search",
+        "/shapes",
+        "/shapes/{shape_id}",
+        "/shapes/{shape_id}/thumbnail.png",
+        "/reindex",
+        "/jobs/{job_id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
+        assert path in paths
+    assert "multipart/form-data" in paths["/classify"]["post"]["requestBody"]["content"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["ready"] and body["model_loaded"] and body["index_open"]
+    assert body["jobs_backend"] == "in-process" and body["redis_reachable"] is None
+
+
+def test_writes_need_the_api_key(client: TestClient) -> None:
+    for method, path, kwargs in (
+        ("POST", "/shapes", {"files": {"file": ("c.off", CHAIR)}}),
+        ("DELETE", "/shapes/1", {}),
+        ("POST", "/reindex", {"data": {"folder": "/tmp"}}),
+        ("DELETE", "/jobs/abc", {}),
+    ):
+        for headers in ({}, {"X-API-Key": "wrong"}):
+            response = client.request(method, path, headers=headers, **kwargs)
+            assert response.status_code == 401, (method, path, response.text)
+            assert "X-API-Key" in response.json()["detail"]
+    # Reads stay open without a read key.
+    assert client.get("/shapes").status_code == 200
+
+
+def test_writes_are_refused_when_the_server_has_no_key(tmp_path, tiny_weights) -> None:
+    settings = make_settings(tmp_path, tiny_weights, api_key=None)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/shapes", files={"file": ("c.off", CHAIR)}, headers=WRITE)
+        assert response.status_code == 401
+        assert "no API key configured" in response.json()["detail"]
+
+
+def test_a_read_key_closes_reads(tmp_path, tiny_weights) -> None:
+    settings = make_settings(tmp_path, tiny_weights, read_key="reader")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/shapes").status_code == 401
+        assert "reads need a key" in client.get("/shapes").json()["detail"]
+        assert client.get("/shapes", headers={"X-API-Key": "reader"}).status_code == 200
+        assert client.get("/shapes", headers={"X-API-Key": API_KEY}).status_code == 200
+        assert client.post("/classify", files={"file": ("c.off", CHAIR)}).status_code == 401
+        assert client.get("/healthz").status_code == 200
+        # The read key does not allow writes.
+        write = client.post(
+            "/shapes", files={"file": ("c.off", CHAIR)}, headers={"X-API-Key": "reader"}
+        )
+        assert write.status_code == 401
+
+
+def test_add_is_idempotent_by_content_and_the_shape_can_be_read_back(client) -> None:
+    first = client.post(
+        "/shapes", files={"file": ("my chair.off", CHAIR)}, data={"label": "seat"}, headers=WRITE
+    )
+    assert first.status_code == 201
+    created = first.json()
+    assert created["duplicate"] is False
+    shape_id = created["id"]
+    assert created["shape"]["name"] == "my chair.off"
+    assert created["shape"]["label"] == "seat"
+
+    again = client.post(
+        "/shapes", files={"file": ("other name.off", CHAIR)}, data={"label": "x"}, headers=WRITE
+    )
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True and again.json()["id"] == shape_id
+
+    shape = client.get(f"/shapes/{shape_id}").json()
+    assert shape["source"] == "upload" and len(shape["sha256"]) == 64
+    thumbnail = client.get(shape["thumbnail_url"])
+    assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/png"
+    assert thumbnail.content.startswith(b"\x89PNG")
+
+    page = client.get("/shapes", params={"label": "seat"}).json()
+    assert page["total"] == 1 and [s["id"] for s in page["shapes"]] == [shape_id]
+
+    assert client.delete(f"/shapes/{shape_id}", headers=WRITE).json() == {
+        "id": shape_id,
+        "deleted": True,
+    }
+    assert client.get(f"/shapes/{shape_id}").status_code == 404
+    assert client.get(f"/shapes/{shape_id}/thumbnail.png").status_code == 404
+    gone = client.delete(f"/shapes/{shape_id}", headers=WRITE)
+    assert gone.status_code == 404 and "not found" in gone.json()["detail"]
+
+
+def test_search_by_file_and_by_id_with_label_filter(client: TestClient) -> None:
+    ids = {
+        label: add(client, data, f"{label}.off", label)["id"]
+        for label, data in (("s-chair", CHAIR), ("s-monitor", MONITOR), ("s-table", TABLE))
+    }
+    by_file = client.post("/search", files={"file": ("q.off", MONITOR)}, data={"top_k": 3})
+    assert by_file.status_code == 200, by_file.text
+    results = by_file.json()["results"]
+    assert results[0]["id"] == ids["s-monitor"]
+    assert results[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert {"render", "embed", "search", "total"} <= set(by_file.json()["timings_ms"])
+
+    by_id = client.post("/search", data={"shape_id": ids["s-chair"], "top_k": 100}).json()
+    assert ids["s-chair"] not in [hit["id"] for hit in by_id["results"]]
+
+    filtered = client.post(
+        "/search", data={"shape_id": ids["s-chair"], "top_k": 5, "label": "s-table"}
+    ).json()["results"]
+    assert [hit["id"] for hit in filtered] == [ids["s-table"]]
+
+    assert client.post("/search", data={"shape_id": 10**9}).status_code == 404
+    both = client.post("/search", files={"file": ("q.off", CHAIR)}, data={"shape_id": 1})
+    assert both.status_code == 400
+    assert client.post("/search", data={}).status_code == 400
+
+
+def test_classify_answers_with_head_vote_and_views(client: TestClient) -> None:
+    bed = synth_off("bed", 4)
+    add(client, bed, "bed.off", "c-bed")
+    response = client.post("/classify", files={"file": ("b.off", bed)}, data={"top_k": 1})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["label"] in ("box", "cylinder", "sphere")
+    assert len(body["probabilities"]) == 3  # the tiny model has 3 classes
+    assert sum(p["probability"] for p in body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+    assert body["neighbors"]["k"] == 1
+    assert body["neighbors"]["label"] == "c-bed"  # the same file is its own neighbour
+    assert body["neighbors"]["votes"] == {"c-bed": 1}
+    assert body["views_png"].startswith("data:image/png;base64,")
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "status", "words"),
+    [
+        (b"this is not a mesh at all", "junk.bin", 422, "not supported"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "image.off", 422, "PNG image"),
+        (CHAIR[: len(CHAIR) // 2], "truncated.off", 422, ""),
+        (
+            b"OFF\n3 1 0\n0 0 0\nnan 1 0\n0 0 1\n3 0 1 2\n",
+            "nan.off",
+            422,
+            "NaN",
+        ),
+        (b"", "empty.off", 400, "empty"),
+    ],
+)
+def test_bad_uploads_get_a_4xx_with_a_message(client, data, name, status, words) -> None:
+    response = client.post("/classify", files={"file": (name, data)})
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and detail
+    assert words.lower() in detail.lower()
+
+
+def test_a_zip_archive_is_refused(client: TestClient) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("chair.off", CHAIR)
+    response = client.post(
+        "/shapes", files={"file": ("chair.zip", buffer.getvalue())}, headers=WRITE
+    )
+    assert response.status_code == 422
+    assert "ZIP" in response.json()["detail"]
+
+
+def test_oversized_uploads_are_refused_with_413(client: TestClient) -> None:
+    limit = 256 * 1024
+    # Within the multipart slack: the handler counts the file itself.
+    just_over = b"OFF\n" + b"0" * limit
+    response = client.post("/classify", files={"file": ("big.off", just_over)})
+    assert response.status_code == 413
+    assert "256 KiB" in response.json()["detail"]
+    # Far over: refused from Content-Length before the body is read.
+    far_over = b"OFF\n" + b"0" * (4 * limit)
+    response = client.post("/classify", files={"file": ("huge.off", far_over)})
+    assert response.status_code == 413
+    assert "GMVIT_MAX_UPLOAD_BYTES" in response.json()["detail"]
+
+
+def test_a_body_without_length_is_counted_as_it_streams(client: TestClient) -> None:
+    def chunks():
+        for _ in range(64):
+            yield b"x" * (64 * 1024)
+
+    response = client.post(
+        "/classify",
+        content=chunks(),
+        headers={"content-type": "multipart/form-data; boundary=zzz"},
+    )
+    assert response.status_code == 413
+    assert "GMVIT_MAX_UPLOAD_BYTES" in response.json()["detail"]
+
+
+def test_validation_errors_are_one_line_messages(client: TestClient) -> None:
+    response = client.post("/classify", data={"top_k": "500"})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "file: Field required" in detail and "top_k" in detail
+    listing = client.get("/shapes", params={"limit": 0})
+    assert listing.status_code == 422 and "limit" in listing.json()["detail"]
+
+
+def test_metrics_report_routes_stages_and_index(client: TestClient) -> None:
+    client.post("/classify", files={"file": ("c.off", CHAIR)})
+    text = client.get("/metrics").text
+    assert 'gmvit_request_seconds_count{method="POST",route="/classify",status="2xx"}' in text
+    assert 'gmvit_stage_seconds_count{stage="render"}' in text
+    assert 'gmvit_stage_seconds_count{stage="embed"}' in text
+    assert "gmvit_index_shapes " in text
+    assert "gmvit_pool_admitted 0.0" in text
+
+
+def test_the_page_and_its_assets_are_served(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "drop-zone" in page.text
+    assert client.get("/static/app.js").status_code == 200

@@ -1,0 +1,165 @@
+"""POST /reindex run in-process: folders under the allowed roots, uploads, failures, cancel."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.server import create_app
+from tests.app.conftest import WRITE, make_settings, synth_off
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("reindex")
+
+
+@pytest.fixture(scope="module")
+def client(root: Path, tiny_weights: Path):
+    with TestClient(create_app(make_settings(root, tiny_weights))) as test_client:
+        yield test_client
+
+
+def wait(client: TestClient, job_id: str, timeout_s: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["state"] not in ("queued", "running"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still running after {timeout_s} s")
+
+
+def write_set(folder: Path, shapes: dict[str, int], seed: int = 0) -> None:
+    for number, (label, count) in enumerate(shapes.items()):
+        for i in range(count):
+            path = folder / label / "train" / f"{label}_{i + 1:04d}.off"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(synth_off(label, 1000 * seed + 10 * number + i))
+
+
+def labels(client: TestClient) -> dict[str | None, int]:
+    counts: dict[str | None, int] = {}
+    for shape in client.get("/shapes", params={"limit": 1000}).json()["shapes"]:
+        counts[shape["label"]] = counts.get(shape["label"], 0) + 1
+    return counts
+
+
+def test_a_folder_replaces_the_index_with_labels_from_class_folders(client, root) -> None:
+    client.post("/shapes", files={"file": ("old.off", synth_off("bed", 99))}, headers=WRITE)
+    folder = root / "allowed" / "set-a"
+    write_set(folder, {"chair": 2, "monitor": 2})
+    (folder / "README.txt").write_text("not a mesh, not counted")
+    (folder / "loose.off").write_bytes(synth_off("toilet", 5))  # no class folder: no label
+
+    response = client.post("/reindex", data={"folder": str(folder)}, headers=WRITE)
+    assert response.status_code == 202, response.text
+    job = wait(client, response.json()["id"])
+    assert job["state"] == "succeeded", job
+    assert (job["done"], job["total"], job["indexed"], job["failed"]) == (5, 5, 5, 0)
+    assert labels(client) == {"chair": 2, "monitor": 2, None: 1}
+    names = {s["name"] for s in client.get("/shapes").json()["shapes"]}
+    assert "chair/train/chair_0001.off" in names and "loose.off" in names
+    for shape in client.get("/shapes").json()["shapes"]:
+        assert client.get(shape["thumbnail_url"]).status_code == 200
+
+
+def test_uploaded_files_keep_their_folders_and_never_escape(client, root) -> None:
+    files = [
+        ("files", ("sofa/train/a.off", synth_off("sofa", 1))),
+        ("files", ("sofa/b.off", synth_off("sofa", 2))),
+        ("files", ("../../escape/c.off", synth_off("desk", 3))),
+        ("files", ("junk/d.off", b"OFF\n3 1 0\n0 0 0\n")),
+        ("files", ("zz/e.off", synth_off("sofa", 1))),  # identical to a.off
+    ]
+    response = client.post("/reindex", files=files, headers=WRITE)
+    assert response.status_code == 202, response.text
+    job = wait(client, response.json()["id"])
+    assert job["state"] == "succeeded", job
+    assert job["indexed"] == 3 and job["failed"] == 2
+    failures = {failure["file"]: failure["error"] for failure in job["failures"]}
+    assert set(failures) == {"junk/d.off", "zz/e.off"}
+    assert "identical to sofa/train/a.off" in failures["zz/e.off"]
+    assert labels(client) == {"sofa": 2, "escape": 1}
+    assert not (root / "escape").exists() and not (root / "var" / "escape").exists()
+    # The uploaded copies are deleted once the job is done.
+    assert not list((root / "var" / "jobs").glob("upload-*"))
+
+
+def test_folders_outside_the_allowed_roots_are_refused(client, root) -> None:
+    outside = root / "outside"
+    write_set(outside, {"bed": 1})
+    link = root / "allowed" / "link-out"
+    link.symlink_to(outside, target_is_directory=True)
+    for folder, words in (
+        (str(outside), "outside the folders"),
+        (str(root / "allowed" / ".." / "outside"), "outside the folders"),
+        (str(link), "outside the folders"),
+        ("/etc", "outside the folders"),
+        (str(root / "allowed" / "missing"), "not a folder"),
+    ):
+        response = client.post("/reindex", data={"folder": folder}, headers=WRITE)
+        assert response.status_code == 403, (folder, response.text)
+        assert words in response.json()["detail"]
+    neither = client.post("/reindex", data={}, headers=WRITE)
+    assert neither.status_code == 400
+
+
+def test_a_link_to_a_file_outside_is_a_failure_not_a_read(client, root) -> None:
+    secret = root / "secret.off"
+    secret.write_bytes(synth_off("dresser", 7))
+    folder = root / "allowed" / "with-link"
+    write_set(folder, {"table": 1}, seed=3)
+    os.symlink(secret, folder / "table" / "train" / "sneaky.off")
+    job = wait(
+        client, client.post("/reindex", data={"folder": str(folder)}, headers=WRITE).json()["id"]
+    )
+    assert job["state"] == "succeeded", job
+    assert job["indexed"] == 1
+    assert job["failures"] == [
+        {"file": "table/train/sneaky.off", "error": job["failures"][0]["error"]}
+    ]
+    assert "outside the allowed folders" in job["failures"][0]["error"]
+
+
+def test_a_job_with_nothing_indexable_fails_and_the_old_index_keeps_serving(client, root):
+    before = labels(client)
+    folder = root / "allowed" / "all-junk"
+    (folder / "x").mkdir(parents=True)
+    (folder / "x" / "bad.off").write_bytes(b"OFF\nnot numbers\n")
+    job = wait(
+        client, client.post("/reindex", data={"folder": str(folder)}, headers=WRITE).json()["id"]
+    )
+    assert job["state"] == "failed"
+    assert "no file could be indexed" in job["error"]
+    assert labels(client) == before
+
+    empty = root / "allowed" / "empty"
+    empty.mkdir()
+    job = wait(
+        client, client.post("/reindex", data={"folder": str(empty)}, headers=WRITE).json()["id"]
+    )
+    assert job["state"] == "failed" and "no mesh files" in job["error"]
+    assert labels(client) == before
+
+
+def test_a_queued_job_can_be_cancelled(client, root) -> None:
+    before = labels(client)
+    folder = root / "allowed" / "set-b"
+    write_set(folder, {"bathtub": 4}, seed=5)
+    first = client.post("/reindex", data={"folder": str(folder)}, headers=WRITE).json()
+    second = client.post("/reindex", data={"folder": str(folder)}, headers=WRITE).json()
+    cancelled = client.delete(f"/jobs/{second['id']}", headers=WRITE)
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert wait(client, first["id"])["state"] == "succeeded"
+    assert wait(client, second["id"])["state"] == "cancelled"
+    assert labels(client) == {"bathtub": 4} != before
+    assert client.get("/jobs/nope").status_code == 404
+    assert [job["id"] for job in client.get("/jobs").json()["jobs"]][:2] == [
+        second["id"],
+        first["id"],
+    ]
