@@ -24,6 +24,7 @@ from renderer.errors import (
     NoFacesError,
     NonFiniteError,
     TooManyFacesError,
+    UnsupportedFormatError,
 )
 
 _COMPRESSION_EXTENSIONS = (
@@ -45,7 +46,7 @@ def parse_mesh(data: bytes, fmt: str, max_faces: int) -> tuple[np.ndarray, np.nd
     else:
         _check_declared_faces(data, fmt, max_faces)
         if fmt in ("gltf", "glb"):
-            _refuse_compressed_gltf(data, fmt)
+            _check_gltf(data, fmt)
         vertices, faces = _parse_with_trimesh(data, fmt)
     validate(vertices, faces, max_faces)
     return vertices, faces
@@ -174,7 +175,8 @@ def _check_declared_faces(data: bytes, fmt: str, max_faces: int) -> None:
         raise TooManyFacesError(f"the file declares {declared:,} faces; the limit is {max_faces:,}")
 
 
-def _refuse_compressed_gltf(data: bytes, fmt: str) -> None:
+def _check_gltf(data: bytes, fmt: str) -> None:
+    """Refuse what would parse wrongly: compressed geometry, buffers in other files."""
     try:
         if fmt == "glb":
             length = int.from_bytes(data[12:16], "little")
@@ -192,6 +194,16 @@ def _refuse_compressed_gltf(data: bytes, fmt: str) -> None:
         raise CompressedContentError(
             f"this glTF uses {', '.join(compressed)} compression, which we cannot decode; "
             "export it without mesh compression"
+        )
+    external = [
+        buffer["uri"]
+        for buffer in document.get("buffers", [])
+        if not str(buffer.get("uri", "data:")).startswith("data:")
+    ]
+    if external:
+        raise UnsupportedFormatError(
+            f"this glTF keeps its geometry in other files ({', '.join(external)[:100]}); "
+            "send a GLB or a glTF with embedded buffers"
         )
 
 

@@ -147,6 +147,11 @@ BROKEN: dict[str, tuple[bytes, str | None, type[MeshError]]] = {
         DegenerateMeshError,
     ),
     "one point": (b"OFF\n3 1 0\n1 1 1\n1 1 1\n1 1 1\n3 0 1 2\n", None, DegenerateMeshError),
+    "gltf with external buffers": (
+        trimesh.exchange.gltf.export_gltf(trimesh.Scene(trimesh.creation.box()))["model.gltf"],
+        None,
+        UnsupportedFormatError,
+    ),
     "draco glb": (glb_with_extension("KHR_draco_mesh_compression"), None, CompressedContentError),
     "meshopt glb": (glb_with_extension("EXT_meshopt_compression"), None, CompressedContentError),
 }
