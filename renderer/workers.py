@@ -3,9 +3,9 @@
 Each worker is a fresh interpreter (what multiprocessing's 'spawn' gives: the service
 process holds torch and OpenGL state that must not be forked), started with subprocess
 rather than multiprocessing so the caller's `__main__` is never re-imported in it. It is
-started once and reused, so a load costs one round trip through a pipe. A worker that runs past the
-time limit is killed and replaced; one that dies (a segfault in a parser) is replaced and
-its file reported as malformed. Each request runs under an address-space cap
+started once and reused, so a load costs one round trip through a pipe. A worker that runs
+past the time limit is killed and replaced; one that dies (a segfault in a parser) is
+replaced and its file reported as malformed. Each request runs under an address-space cap
 (RLIMIT_AS), so a decompression bomb fails with MemoryError inside the worker.
 """
 
@@ -54,6 +54,9 @@ def _serve(request_fd: int, reply_fd: int) -> None:
             reply = ("error", type(exc).__name__, str(exc))
         except MemoryError:
             reply = ("error", FileTooLargeError.__name__, _memory_message(max_memory))
+        except Exception as exc:  # a parser bug on odd bytes: still this file's problem
+            message = f"this file could not be parsed ({type(exc).__name__}: {exc})"[:300]
+            reply = ("error", MalformedMeshError.__name__, message)
         finally:
             resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
         del data
