@@ -130,7 +130,9 @@ def _loader(
         sampler = RandomSampler(dataset, generator=generator)
     else:
         sampler = None
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False)
+    # A last batch of one shape would break BatchNorm in the head: drop it then.
+    drop_last = len(dataset) % (batch_size * rt.world_size) == 1
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last)
 
 
 def _reduce(values: Tensor, rt: Runtime) -> Tensor:

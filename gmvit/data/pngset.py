@@ -35,8 +35,8 @@ class PngShape:
 
 
 def _shape_key(path: Path) -> str:
-    """The file name without its trailing view number."""
-    return _VIEW_NUMBER.sub("", path.name)
+    """The file's path without its trailing view number."""
+    return str(path.parent / _VIEW_NUMBER.sub("", path.name))
 
 
 def _infer_num_views(files: list[Path]) -> int | None:

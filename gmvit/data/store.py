@@ -20,6 +20,8 @@ import json
 import multiprocessing
 import os
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,9 +186,34 @@ def _run(tasks: list, jobs: int) -> Iterator[tuple[str, int, np.ndarray | str]]:
     if jobs <= 1 or len(tasks) <= 1:
         yield from map(_render_task, tasks)
         return
-    # spawn, not fork: a forked child must never inherit a GL context.
-    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        yield from pool.imap_unordered(_render_task, tasks, chunksize=1)
+    # A render process can die (killed for memory, a crash in the GL driver). Its pool is
+    # then broken: start a new one and carry on; a mesh that was being rendered during two
+    # such deaths is recorded as failed, so no single mesh can stop the run.
+    pending = list(reversed(tasks))
+    suspects: set[tuple[str, int]] = set()
+    while pending:
+        # spawn, not fork: a forked child must never inherit a GL context.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            running: dict = {}
+            try:
+                while pending or running:
+                    while pending and len(running) < 2 * jobs:
+                        task = pending.pop()
+                        running[pool.submit(_render_task, task)] = task
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        result = future.result()  # raises while the task is still running
+                        del running[future]
+                        yield result
+            except BrokenProcessPool:
+                for task in running.values():
+                    key = (task[0], task[1])
+                    if key in suspects:
+                        yield task[0], task[1], "the render process died twice on this mesh"
+                    else:
+                        suspects.add(key)
+                        pending.append(task)
 
 
 def _open_for_writing(out: Path, manifest: dict) -> tuple[dict, dict]:

@@ -1,0 +1,138 @@
+"""Rendered-view stores: real OSMesa renders, failures listed, resumable after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gmvit.data import synth
+from gmvit.data.datasets import open_split
+from gmvit.data.store import DONE, ViewStore, render_store
+from gmvit.errors import GMViTError
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def meshes(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("meshes")
+    synth.generate(
+        root,
+        seed=1,
+        train_per_class=3,
+        test_per_class=1,
+        classes=("chair", "monitor"),
+        progress=False,
+    )
+    # Not a mesh: must be listed as failed, not stop the run.
+    (root / "chair" / "train" / "chair_9999.off").write_text("OFF\nthis is not a mesh\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def store(meshes, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("store")
+    render_store(meshes, out, rig="circle-12", size=SIZE, progress=False)
+    return out
+
+
+def test_store_holds_every_mesh_once_with_its_manifest(meshes, store):
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert manifest["rig"] == "circle-12" and manifest["size"] == SIZE
+    assert manifest["classes"] == ["chair", "monitor"]
+    assert manifest["counts"] == {"train": 7, "test": 2}
+    assert manifest["complete"] and manifest["failed"] == 1
+    failed = [s for s in manifest["shapes"] if s["status"] == "failed"]
+    assert failed[0]["source"] == "chair/train/chair_9999.off"
+    assert failed[0]["error"]  # the renderer's message, kept for the user
+
+    views = ViewStore(store).views("train")
+    assert views.shape == (7, 12, SIZE, SIZE, 3) and views.dtype == np.uint8
+    train = open_split(store, "train")
+    assert len(train) == 6  # the failed mesh is skipped
+    assert list(train.labels) == [0, 0, 0, 1, 1, 1]
+    import renderer
+
+    first = renderer.render_file(meshes / train.names[0], rig="circle-12", size=SIZE)
+    assert np.array_equal(train.load(0), first)
+    assert (train.load(0) < 255).any()  # something was drawn
+
+
+def test_an_interrupted_render_resumes_without_redoing_rows(meshes, store, tmp_path):
+    out = tmp_path / "store"
+    env = dict(os.environ, PYOPENGL_PLATFORM="osmesa")
+    command = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "dataset",
+        "render",
+        str(meshes),
+        "-o",
+        str(out),
+        "--size",
+        str(SIZE),
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    done_file = out / "done-train.npy"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if done_file.exists() and (np.load(done_file) == DONE).sum() >= 2:
+                break
+            if process.poll() is not None:
+                pytest.fail("the render finished before it could be interrupted")
+            time.sleep(0.05)
+        else:
+            pytest.fail("the render did not progress")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    done = np.load(done_file)
+    assert 2 <= (done == DONE).sum() < len(done) or (np.load(out / "done-test.npy") == 0).any()
+    # Mark what the killed run finished; a resumed run must leave those rows alone.
+    views = np.load(out / "views-train.npy", mmap_mode="r+")
+    finished = np.flatnonzero(done == DONE)
+    views[finished] = 7
+    views.flush()
+    del views
+    with pytest.raises(GMViTError, match="incomplete"):
+        ViewStore(out)
+
+    manifest = render_store(meshes, out, rig="circle-12", size=SIZE, progress=False)
+    assert manifest["complete"] and manifest["failed"] == 1
+    resumed = np.load(out / "views-train.npy")
+    reference = np.load(store / "views-train.npy")
+    assert (resumed[finished] == 7).all()
+    others = np.setdiff1d(np.arange(len(done)), finished)
+    assert np.array_equal(resumed[others], reference[others])
+    assert np.array_equal(np.load(out / "views-test.npy"), np.load(store / "views-test.npy"))
+
+
+def test_parallel_render_matches_serial(meshes, store, tmp_path):
+    render_store(meshes, tmp_path, rig="circle-12", size=SIZE, jobs=2, progress=False)
+    for split in ("train", "test"):
+        assert np.array_equal(
+            np.load(tmp_path / f"views-{split}.npy"), np.load(store / f"views-{split}.npy")
+        )
+
+
+def test_a_different_render_into_the_same_folder_is_refused(meshes, store):
+    with pytest.raises(GMViTError, match="different render"):
+        render_store(meshes, store, rig="circle-12", size=SIZE * 2, progress=False)
+
+
+def test_a_folder_that_is_not_modelnet_is_refused(tmp_path):
+    with pytest.raises(GMViTError, match="ModelNet layout"):
+        render_store(tmp_path, tmp_path / "out", size=SIZE, progress=False)
