@@ -94,7 +94,7 @@ def test_add_is_idempotent_by_content_and_the_shape_can_be_read_back(client) -> 
     first = client.post(
         "/shapes", files={"file": ("my chair.off", CHAIR)}, data={"label": "seat"}, headers=WRITE
     )
-    assert first.status_code == 201
+    assert first.status_code == 201, first.text
     created = first.json()
     assert created["duplicate"] is False
     shape_id = created["id"]
@@ -104,7 +104,7 @@ def test_add_is_idempotent_by_content_and_the_shape_can_be_read_back(client) -> 
     again = client.post(
         "/shapes", files={"file": ("other name.off", CHAIR)}, data={"label": "x"}, headers=WRITE
     )
-    assert again.status_code == 200
+    assert again.status_code == 200, again.text
     assert again.json()["duplicate"] is True and again.json()["id"] == shape_id
 
     shape = client.get(f"/shapes/{shape_id}").json()
