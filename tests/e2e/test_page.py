@@ -1,0 +1,115 @@
+"""The web page in real headless Chromium (Playwright, /usr/bin/chromium): drop a mesh,
+see its views, its label and the nearest shapes with their thumbnails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import KEY, Server, held_out, service_env, train_only, wait_job
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, synthetic_set: Path) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("page")
+    allowed = root / "allowed"
+    folder = train_only(synthetic_set, allowed / "train")
+    server = Server(service_env(root / "var", allowed_roots=allowed), root / "server.log")
+    job = server.http.post("/reindex", data={"folder": str(folder)}, headers=KEY).json()
+    assert wait_job(server.http, job["id"])["state"] == "succeeded"
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+def test_upload_shows_views_label_and_neighbours(server, browser, synthetic_set) -> None:
+    label, mesh = held_out(synthetic_set)[0]
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.wait_for_function("document.querySelector('#status').textContent.includes('shapes')")
+        assert "shapes indexed" in page.text_content("#status")
+
+        page.fill("#top-k", "1")
+        page.set_input_files("#file-input", str(mesh))
+        page.wait_for_selector("#result", state="visible", timeout=120_000)
+
+        assert page.text_content("#label").strip()
+        assert page.text_content("#vote-label").strip() == label
+        assert page.get_attribute("#views img", "src").startswith("data:image/png;base64,")
+        assert page.eval_on_selector("#views img", "img => img.naturalWidth") > 0
+        assert page.locator("#probabilities tbody tr").count() >= 2
+        neighbours = page.locator("#neighbors li.neighbor")
+        assert neighbours.count() == 1
+        assert label in neighbours.first.text_content()
+        page.wait_for_function(
+            "[...document.querySelectorAll('#neighbors img')]"
+            ".every(img => img.complete && img.naturalWidth > 0)",
+            timeout=30_000,
+        )
+        assert page.is_hidden("#error")
+    finally:
+        page.close()
+
+
+def test_a_bad_file_shows_the_servers_message(server, browser, tmp_path) -> None:
+    junk = tmp_path / "notes.off"
+    junk.write_bytes(b"OFF\nthis is not a mesh\n")
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.set_input_files("#file-input", str(junk))
+        page.wait_for_selector("#error", state="visible", timeout=60_000)
+        message = page.text_content("#error")
+        assert message.startswith("notes.off: ") and len(message) > len("notes.off: ") + 10
+        assert page.is_hidden("#result")
+    finally:
+        page.close()
+
+
+def test_adding_from_the_page_needs_the_key(server, browser, synthetic_set) -> None:
+    _, mesh = held_out(synthetic_set)[-1]
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.set_input_files("#file-input", str(mesh))
+        page.wait_for_selector("#result", state="visible", timeout=120_000)
+        page.click("#add-form button")
+        page.wait_for_function("document.querySelector('#add-result').textContent.length > 0")
+        assert "X-API-Key" in page.text_content("#add-result")
+
+        page.fill("#api-key", KEY["X-API-Key"])
+        page.dispatch_event("#api-key", "change")
+        page.fill("#add-label", "from-the-page")
+        page.click("#add-form button")
+        page.wait_for_function(
+            "document.querySelector('#add-result').textContent.startsWith('added as shape')"
+        )
+        shapes = server.http.get("/shapes", params={"label": "from-the-page"}).json()
+        assert shapes["total"] == 1
+    finally:
+        page.close()
