@@ -173,9 +173,15 @@ async def describe_on_pool(
     preview_px: int | None = None,
 ) -> tuple[pipeline.Described, bytes | None]:
     """Render and embed a mesh on the bounded pool (503 when full); with `preview_px`, also
-    the views as one PNG at most that wide (a thumbnail, or the page's picture)."""
+    the views as one PNG at most that wide (a thumbnail, or the page's picture). `queue`
+    in the timings is the wait for a free pool thread."""
+
+    admitted = time.perf_counter()
 
     def work() -> tuple[pipeline.Described, bytes | None]:
+        waited = time.perf_counter() - admitted
+        metrics.STAGE_SECONDS.labels("queue").observe(waited)
+        timings["queue"] = round(waited * 1000.0, 2)
         described = pipeline.describe(
             data, service.embedder, service.settings, filename=filename, timings=timings
         )
