@@ -61,6 +61,11 @@ def save_checkpoint(
         raise GMViTError(
             f"{len(class_names)} class names for a model with {config.num_classes} classes"
         )
+    try:
+        # Plain JSON values only: the file must load with `weights_only=True`.
+        meta = json.loads(json.dumps(dict(meta or {})))
+    except (TypeError, ValueError) as exc:
+        raise GMViTError(f"checkpoint meta must hold plain JSON values: {exc}") from None
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     identity = model_id(config, state)
     payload = {
@@ -69,7 +74,7 @@ def save_checkpoint(
         "config": config.to_dict(),
         "class_names": class_names,
         "model_id": identity,
-        "meta": dict(meta or {}),
+        "meta": meta,
         "state_dict": state,
     }
     path = os.fspath(path)

@@ -8,7 +8,8 @@ do not change what the model computes).
 
 `group_views_per_shape` and `forward_per_shape` compute one shape at a time with Python
 loops over shapes, bins and views, as the published code does. They are the oracle the
-tests hold the batched model to, and the baseline `bench/models.py` times it against.
+tests hold the batched model to, and the baseline `bench/models.py` times it against;
+`spread_scores` gives a random model the varied groups a trained one has, for both.
 """
 
 from __future__ import annotations
@@ -176,3 +177,21 @@ def forward_per_shape(model: GMViT, views: Tensor) -> GMViTOutput:
         logits=logits,
         descriptor=F.normalize(f_global, dim=-1),
     )
+
+
+def spread_scores(model: GMViT, views: Tensor) -> None:
+    """Aim the score layer along the views' main direction of variation.
+
+    Random weights put all views of a shape in one bin; after this, the shapes of `views`
+    spread over many bins and differ in group count, as with a trained model, so that a
+    comparison or timing of the grouping exercises padding and the group-level stage.
+    """
+    layer = model.attention if model.config.variant == "mini" else model.attention[0]
+    with torch.no_grad():
+        f_vit1 = model(views).f_vit1
+        centred = f_vit1.view(views.shape[0], views.shape[1], -1)
+        centred = (centred - centred.mean(dim=1, keepdim=True)).flatten(0, 1)
+        direction = torch.linalg.svd(centred, full_matrices=False).Vh[0]
+        projected = f_vit1 @ direction
+        layer.weight.copy_(direction * 1.5 / projected.std())
+        layer.bias.fill_(-1.5 * projected.mean().item() / projected.std().item())

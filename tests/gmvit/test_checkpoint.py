@@ -44,9 +44,12 @@ def test_id_follows_content(model, tmp_path):
     assert save_checkpoint(tmp_path / "d.pt", other_config, NAMES).split("-")[1] != first
 
 
-def test_class_names_must_match_the_head(model, tmp_path):
+def test_class_names_and_meta_are_checked(model, tmp_path):
     with pytest.raises(GMViTError, match="2 class names for a model with 3 classes"):
         save_checkpoint(tmp_path / "x.pt", model, NAMES[:2])
+    with pytest.raises(GMViTError, match="plain JSON values"):
+        save_checkpoint(tmp_path / "x.pt", model, NAMES, {"loss": torch.tensor(1.0)})
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_damaged_or_foreign_files_are_refused(model, tmp_path):

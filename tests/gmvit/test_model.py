@@ -7,7 +7,7 @@ import torch
 
 from gmvit import GMViTConfig, GMViTError, create_model
 from gmvit.model import Attention, count_parameters
-from gmvit.reference import forward_per_shape
+from gmvit.reference import forward_per_shape, spread_scores
 
 SIZE = 32  # views this small keep the CNNs cheap; the networks do not depend on it
 
@@ -36,20 +36,6 @@ def test_resnet34_teacher_is_bigger():
     small = count_parameters(create_model("teacher", cnn="resnet18").encoder_net_1)
     large = count_parameters(create_model("teacher", cnn="resnet34").encoder_net_1)
     assert large - small == 21_797_672 - 11_689_512  # torchvision's counts, fc cancels
-
-
-def spread_scores(model, views: torch.Tensor) -> None:
-    """Aim the score layer along the views' main direction of variation, so that random
-    weights give scores across many bins (and different group counts per shape)."""
-    layer = model.attention if model.config.variant == "mini" else model.attention[0]
-    with torch.no_grad():
-        f_vit1 = model(views).f_vit1
-        centred = f_vit1.view(views.shape[0], views.shape[1], -1)
-        centred = (centred - centred.mean(dim=1, keepdim=True)).flatten(0, 1)
-        direction = torch.linalg.svd(centred, full_matrices=False).Vh[0]
-        projected = f_vit1 @ direction
-        layer.weight.copy_(direction * 1.5 / projected.std())
-        layer.bias.fill_(-1.5 * projected.mean().item() / projected.std().item())
 
 
 def distinct_views(batch: int, num_views: int) -> torch.Tensor:
