@@ -74,7 +74,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gmvit: error: {exc}", file=sys.stderr)
         return 2
     return int(code or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
