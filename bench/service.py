@@ -51,7 +51,16 @@ def _start_server(data_dir: Path, workers: int, port: int) -> subprocess.Popen:
         GMVIT_DEMO="true",
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

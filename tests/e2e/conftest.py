@@ -21,6 +21,7 @@ import pytest
 from app.settings import DEFAULT_WEIGHTS
 
 REPO = Path(__file__).resolve().parents[2]
+GMVIT = [sys.executable, "-m", "app"]  # the `gmvit` command of this checkout
 API_KEY = "e2e-key"
 KEY = {"X-API-Key": API_KEY}
 SHIPPED_WEIGHTS = DEFAULT_WEIGHTS.exists()
@@ -97,9 +98,7 @@ class Server(Process):
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(
             [
-                sys.executable,
-                "-m",
-                "app.cli",
+                *GMVIT,
                 "serve",
                 "--port",
                 str(self.port),

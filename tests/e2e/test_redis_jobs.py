@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import (
+    GMVIT,
     KEY,
     Process,
     Server,
@@ -41,7 +41,7 @@ class Stack:
     def start_worker(self) -> Process:
         self.workers += 1
         worker = Process(
-            [sys.executable, "-m", "app.cli", "worker"],
+            [*GMVIT, "worker"],
             self.env,
             self.root / f"worker-{self.workers}.log",
         )
