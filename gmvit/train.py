@@ -180,8 +180,12 @@ def fit(
     first_epoch, result = 1, StageResult(best_score=-math.inf, best_epoch=0)
     wrapped = module
     if rt.distributed:
+        # static_graph: trained on labels alone, mini's attention layer only steers the
+        # (non-differentiable) grouping and never gets a gradient, the same every step.
         wrapped = nn.parallel.DistributedDataParallel(
-            module, device_ids=[rt.device] if rt.device.type == "cuda" else None
+            module,
+            device_ids=[rt.device] if rt.device.type == "cuda" else None,
+            static_graph=True,
         )
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=rt.device, weights_only=True)

@@ -110,6 +110,16 @@ def _runtime(args: argparse.Namespace):
     return runtime(args.device, args.seed)
 
 
+def _finish(rt, best: Path) -> int:
+    import torch.distributed as dist
+
+    if rt.is_main:
+        print(f"best checkpoint: {best}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from gmvit.train import train_student, train_teacher
 
@@ -133,9 +143,7 @@ def _train(args: argparse.Namespace) -> int:
         best = train_student(
             args.data, args.out, variant=args.variant, recipe=_recipe(args), **common
         )
-    if rt.is_main:
-        print(f"best checkpoint: {best}")
-    return 0
+    return _finish(rt, best)
 
 
 def _distill(args: argparse.Namespace) -> int:
@@ -156,9 +164,7 @@ def _distill(args: argparse.Namespace) -> int:
         rt=rt,
         command=_command(),
     )
-    if rt.is_main:
-        print(f"best checkpoint: {best}")
-    return 0
+    return _finish(rt, best)
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -73,7 +73,7 @@ def test_an_interrupted_render_resumes_without_redoing_rows(meshes, store, tmp_p
     command = [
         sys.executable,
         "-m",
-        "app.cli",
+        "app",
         "dataset",
         "render",
         str(meshes),

@@ -1,0 +1,223 @@
+"""train -> distil -> eval end to end on a tiny synthetic set at 32 x 32, through the CLI,
+each step reading what the previous one wrote; and resume after an interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import renderer
+from app.cli import main
+from gmvit import Embedder, load_checkpoint
+from gmvit.data import synth
+from gmvit.data.store import render_store
+from gmvit.train import Recipe, multiview_step, runtime, train_student
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE = 32
+CLASSES = ("bed", "monitor", "toilet")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    synth.generate(
+        root / "meshes",
+        seed=5,
+        train_per_class=4,
+        test_per_class=2,
+        classes=CLASSES,
+        progress=False,
+    )
+    render_store(root / "meshes", root / "views", rig="circle-12", size=SIZE, progress=False)
+    return root
+
+
+def test_train_distill_eval_end_to_end(data, tmp_path):
+    views = data / "views"
+    recipe = ["--epochs", "1", "--batch-size", "4", "--threads", "2"]
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(views),
+                "-o",
+                str(tmp_path / "teacher"),
+                "--cnn-epochs",
+                "1",
+                "--cnn-batch-size",
+                "16",
+                *recipe,
+            ]
+        )
+        == 0
+    )
+    teacher = load_checkpoint(tmp_path / "teacher" / "best.pt")
+    assert teacher.config.variant == "teacher"
+    assert (teacher.config.image_size, teacher.config.rig) == (SIZE, "circle-12")
+    assert teacher.class_names == list(CLASSES)
+    assert teacher.meta["rig"] == "circle-12" and teacher.meta["image_size"] == SIZE
+    assert (tmp_path / "teacher" / "cnn-last.pt").exists()
+    assert (tmp_path / "teacher" / "gmvit-last.pt").exists()
+
+    assert (
+        main(
+            [
+                "distill",
+                "--teacher",
+                str(tmp_path / "teacher" / "best.pt"),
+                "--student",
+                "mini",
+                "--data",
+                str(views),
+                "-o",
+                str(tmp_path / "mini"),
+                *recipe,
+            ]
+        )
+        == 0
+    )
+    student = load_checkpoint(tmp_path / "mini" / "best.pt")
+    assert student.config.variant == "mini" and student.config.image_size == SIZE
+    assert student.meta["teacher"]["model_id"] == teacher.model_id
+    history = json.loads((tmp_path / "mini" / "history.json").read_text())
+    assert np.isfinite(history["mini"]["history"][0]["loss"])
+
+    report = tmp_path / "eval" / "mini.json"
+    assert (
+        main(
+            [
+                "eval",
+                "--weights",
+                str(tmp_path / "mini" / "best.pt"),
+                "--data",
+                str(views),
+                "--json",
+                str(report),
+            ]
+        )
+        == 0
+    )
+    scores = json.loads(report.read_text())
+    assert scores["num_shapes"] == 2 * len(CLASSES)
+    for key in ("oa", "macc", "map", "p_at_10"):
+        assert 0.0 <= scores[key] <= 1.0
+    assert scores["params"] == sum(p.numel() for p in student.model.parameters())
+    assert scores["ms_per_shape"] > 0
+    assert sum(map(sum, scores["confusion"])) == 2 * len(CLASSES)
+    assert "| mini |" in report.with_suffix(".md").read_text()
+    assert report.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+    # The service path: render a mesh at what the model expects, embed it.
+    embedder = Embedder(tmp_path / "mini" / "best.pt")
+    mesh = next((data / "meshes" / "toilet" / "test").iterdir())
+    rendered = renderer.render_file(mesh, rig=embedder.rig, size=embedder.image_size)
+    embedding = embedder.embed(rendered)
+    assert embedding.descriptors.shape == (1, 512)
+    assert np.linalg.norm(embedding.descriptors[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_no_kd_needs_no_teacher_and_distill_without_one_is_refused(data, tmp_path, capsys):
+    views = str(data / "views")
+    assert main(["distill", "--student", "mini", "--data", views, "-o", str(tmp_path)]) == 2
+    assert "--teacher" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "distill",
+                "--student",
+                "mini",
+                "--no-kd",
+                "--data",
+                views,
+                "-o",
+                str(tmp_path),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+            ]
+        )
+        == 0
+    )
+    assert load_checkpoint(tmp_path / "best.pt").meta["no_kd"] is True
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
+    views = data / "views"
+    recipe = Recipe(epochs=2, batch_size=4)
+
+    def run(out, **kw):
+        return train_student(
+            views,
+            out,
+            variant="mini",
+            recipe=recipe,
+            rt=runtime("cpu", seed=3, progress=False),
+            **kw,
+        )
+
+    straight = load_checkpoint(run(tmp_path / "straight"))
+
+    calls = 0
+
+    def interrupting(model, split_data, image_size, rt):
+        step = multiview_step(split_data, image_size, rt, augment=True)
+
+        def interrupted_step(module, batch, generator):
+            nonlocal calls
+            calls += 1
+            if calls == 4:  # inside epoch 2 (9 shapes: 2 batches of 4, the odd one dropped)
+                raise KeyboardInterrupt
+            return step(module, batch, generator)
+
+        return interrupted_step
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed", step_factory=interrupting)
+    state = torch.load(tmp_path / "resumed" / "mini-last.pt", weights_only=True)
+    assert state["epoch"] == 1
+    resumed = load_checkpoint(run(tmp_path / "resumed", resume=True))
+    assert resumed.model_id == straight.model_id  # bit-identical weights
+
+
+def test_data_parallel_under_torchrun(data, tmp_path):
+    """Two CPU processes (gloo) train one student; only rank 0 writes the checkpoint."""
+    env = dict(os.environ, PYOPENGL_PLATFORM="osmesa", OMP_NUM_THREADS="1")
+    command = [
+        str(Path(sys.executable).parent / "torchrun"),
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "app",
+        "distill",
+        "--student",
+        "mini",
+        "--no-kd",
+        "--data",
+        str(data / "views"),
+        "-o",
+        str(tmp_path),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("best checkpoint") == 1
+    checkpoint = load_checkpoint(tmp_path / "best.pt")
+    assert checkpoint.meta["data"]["train_shapes"] == 9
