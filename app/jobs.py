@@ -14,15 +14,18 @@ is reported as failed.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 import renderer
 from app import pipeline
@@ -59,10 +62,12 @@ class Job:
     finished_at: float | None = None
     heartbeat_at: float | None = None
     cancel_requested: bool = False
+    pieces: list[str] = field(default_factory=list)  # its RQ job ids
 
-    def seen_at(self, now: float, stale_s: float) -> Job:
-        """This job as a reader should see it: a running job without heartbeat is lost."""
-        if self.state == RUNNING and (self.heartbeat_at or 0.0) < now - stale_s:
+    def seen_at(self, now: float, stale_s: float, waiting: Callable[[], bool] = bool) -> Job:
+        """This job as a reader should see it: a running job without heartbeat, none of
+        whose pieces waits in the queue for a worker, is lost."""
+        if self.state == RUNNING and (self.heartbeat_at or 0.0) < now - stale_s and not waiting():
             return replace(
                 self,
                 state=FAILED,
@@ -77,6 +82,7 @@ class JobStore(Protocol):
     def get(self, job_id: str) -> Job | None: ...
     def update(self, job_id: str, **fields: Any) -> None: ...
     def add_failure(self, job_id: str, file: str, error: str) -> None: ...
+    def increment(self, job_id: str, name: str) -> None: ...
     def request_cancel(self, job_id: str) -> None: ...
     def cancel_requested(self, job_id: str) -> bool: ...
     def recent(self, limit: int = 50) -> list[Job]: ...
@@ -112,6 +118,11 @@ class MemoryJobStore:
             job.failed += 1
             if len(job.failures) < MAX_REPORTED_FAILURES:
                 job.failures.append({"file": file, "error": error})
+
+    def increment(self, job_id: str, name: str) -> None:
+        with self._lock:
+            job = self._jobs[job_id]
+            setattr(job, name, getattr(job, name) + 1)
 
     def request_cancel(self, job_id: str) -> None:
         self.update(job_id, cancel_requested=True)
@@ -175,6 +186,10 @@ class RedisJobStore:
             pipe.ltrim(key + ":failures", 0, MAX_REPORTED_FAILURES - 1)
             pipe.execute()
 
+    def increment(self, job_id: str, name: str) -> None:
+        # JSON of an integer is the integer's decimal string: HINCRBY works on it.
+        self.redis.hincrby(self._key(job_id), name, 1)
+
     def request_cancel(self, job_id: str) -> None:
         self.update(job_id, cancel_requested=True)
 
@@ -230,6 +245,12 @@ def mesh_files(root: Path) -> list[tuple[Path, str | None]]:
 
 
 # ------------------------------------------------------------------ the runner
+#
+# A reindex runs in three kinds of pieces: `plan` lists the files and cuts them into
+# chunks; each `chunk` renders and embeds its files into a part file under the job's folder
+# (DATA_DIR/jobs/<id>/); `commit` adds every part to a new index generation and swaps it
+# in. In-process they run one after the other on one thread; on RQ each chunk is its own
+# RQ job, so every worker that is free takes one, and the commit runs after the last.
 
 
 class Cancelled(Exception):
@@ -246,26 +267,24 @@ class ReindexTarget:
     threads: int = 1
 
 
-@dataclass
-class _Embedded:
-    descriptor: Any
-    views: Any
-    sha256: str
+def job_folder(settings: Settings, job_id: str) -> Path:
+    return settings.jobs_dir / job_id
 
 
-def _describe_file(path: Path, target: ReindexTarget, inside: list[Path]) -> _Embedded:
+def _describe_file(path: Path, target: ReindexTarget, inside: list[Path]):
     real = path.resolve()
     if not any(real.is_relative_to(root) for root in inside):
         raise renderer.MeshError("a link to a file outside the allowed folders: refused")
     described = pipeline.describe(real, target.embedder, target.settings, filename=path.name)
-    return _Embedded(described.descriptor, described.views, pipeline.sha256_of(real))
+    return described, pipeline.sha256_of(real)
 
 
 def _describe_all(
     files: list[tuple[Path, str | None]], target: ReindexTarget, inside: list[Path]
-) -> Iterator[tuple[Path, str | None, _Embedded | Exception]]:
-    """Describe files on `target.threads` threads, yielding results in order; a file that
-    fails yields its MeshError. Few files are in flight at once, so a cancel is quick."""
+) -> Iterator[tuple[Path, str | None, Any]]:
+    """Describe files on `target.threads` threads, yielding (path, label, result) in order;
+    the result is (Described, sha256), or the file's MeshError. Few files are in flight
+    at once, so a cancel is quick."""
     window = 2 * target.threads
     with ThreadPoolExecutor(target.threads, thread_name_prefix="reindex") as executor:
         pending: list[tuple[Path, str | None, Future]] = []
@@ -292,9 +311,174 @@ def _describe_all(
                 future.cancel()
 
 
-def _heartbeat(store: JobStore, job_id: str, stop: threading.Event, every_s: float) -> None:
-    while not stop.wait(every_s):
-        store.update(job_id, heartbeat_at=time.time())
+class _Heartbeat:
+    """Beats the job's heartbeat from a thread while a piece of it runs."""
+
+    def __init__(self, store: JobStore, job_id: str, stale_s: float) -> None:
+        self.store, self.job_id = store, job_id
+        self.every_s = max(0.2, stale_s / 5)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.store.update(self.job_id, heartbeat_at=time.time())
+
+    def __enter__(self) -> _Heartbeat:
+        self.store.update(self.job_id, heartbeat_at=time.time())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _finish(store: JobStore, job_id: str, settings: Settings, root: Path, cleanup: bool, **fields):
+    store.update(job_id, finished_at=time.time(), **fields)
+    shutil.rmtree(job_folder(settings, job_id), ignore_errors=True)
+    if cleanup:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _piece(store: JobStore, job_id: str, settings: Settings, root: Path, cleanup: bool):
+    """Run one piece of a job: beat while it runs; a cancel or an error ends the job."""
+
+    class Piece:
+        ok = False
+
+        def __enter__(self) -> Piece:
+            self.beat = _Heartbeat(store, job_id, settings.job_stale_s).__enter__()
+            return self
+
+        def __exit__(self, kind, exc, tb) -> bool:
+            self.beat.__exit__()
+            if kind is None:
+                self.ok = True
+                return False
+            if issubclass(kind, Cancelled):
+                _finish(store, job_id, settings, root, cleanup, state=CANCELLED)
+            elif issubclass(kind, Exception):
+                message = str(exc) if isinstance(exc, FolderRefused) else f"{kind.__name__}: {exc}"
+                _finish(store, job_id, settings, root, cleanup, state=FAILED, error=message)
+            else:
+                return False
+            return True
+
+    return Piece()
+
+
+def _check_cancel(store: JobStore, job_id: str) -> None:
+    if store.cancel_requested(job_id):
+        raise Cancelled
+
+
+def plan(
+    store: JobStore, job_id: str, root: Path, settings: Settings, chunk_size: int
+) -> list[list[tuple[str, str | None]]]:
+    """Mark the job running and cut its files into chunks of (path, label)."""
+    store.update(job_id, state=RUNNING, started_at=time.time())
+    _check_cancel(store, job_id)
+    files = mesh_files(root)
+    if not files:
+        raise FolderRefused(
+            f"no mesh files ({', '.join(sorted(FORMATS_BY_EXTENSION))}) found in the folder"
+        )
+    store.update(job_id, total=len(files))
+    items = [(str(path), label) for path, label in files]
+    return [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
+
+
+def run_chunk(
+    store: JobStore,
+    job_id: str,
+    number: int,
+    root: Path,
+    files: list[tuple[str, str | None]],
+    target: ReindexTarget,
+    inside: list[Path],
+) -> None:
+    """Render and embed `files` into part `number` of the job: descriptors, names, labels,
+    hashes and thumbnails under the job's folder, written whole or not at all."""
+    folder = job_folder(target.settings, job_id)
+    thumbs = folder / "thumbs"
+    thumbs.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    vectors = []
+    _check_cancel(store, job_id)
+    paths = [(Path(path), label) for path, label in files]
+    for path, label, result in _describe_all(paths, target, inside):
+        name = path.relative_to(root).as_posix()
+        if isinstance(result, Exception):
+            store.add_failure(job_id, name, str(result))
+        else:
+            described, sha256 = result
+            thumb = thumbs / f"{number}-{len(rows)}.png"
+            pipeline.write_atomic(thumb, pipeline.grid_png(described.views))
+            rows.append({"name": name, "label": label, "sha256": sha256, "thumb": thumb.name})
+            vectors.append(described.descriptor)
+        store.increment(job_id, "done")
+        _check_cancel(store, job_id)
+    part = {"rows": rows, "vectors": np.stack(vectors).tolist() if vectors else []}
+    pipeline.write_atomic(folder / f"part-{number:05d}.json", json.dumps(part).encode())
+
+
+def commit_parts(
+    store: JobStore, job_id: str, chunks: int, target: ReindexTarget, source: str
+) -> int:
+    """Add every part to a new index generation and swap it in; returns how many shapes.
+    Identical files are indexed once (the first, in file order)."""
+    _check_cancel(store, job_id)
+    folder = job_folder(target.settings, job_id)
+    target.settings.thumbs_dir.mkdir(parents=True, exist_ok=True)
+    builder = target.index.rebuild()
+    try:
+        seen: dict[str, str] = {}
+        indexed = 0
+        for number in range(chunks):
+            path = folder / f"part-{number:05d}.json"
+            if not path.is_file():
+                raise RuntimeError(f"part {number} of the job is missing (its worker stopped)")
+            part = json.loads(path.read_text())
+            for row, vector in zip(part["rows"], part["vectors"], strict=True):
+                if row["sha256"] in seen:
+                    store.add_failure(
+                        job_id, row["name"], f"identical to {seen[row['sha256']]}: skipped"
+                    )
+                    continue
+                seen[row["sha256"]] = row["name"]
+                record_id = builder.add(
+                    np.asarray(vector, dtype=np.float32),
+                    name=row["name"],
+                    sha256=row["sha256"],
+                    source=source,
+                    label=row["label"],
+                )
+                os.replace(
+                    folder / "thumbs" / row["thumb"],
+                    target.settings.thumbs_dir / f"{record_id}.png",
+                )
+                indexed += 1
+        if indexed == 0:
+            raise FolderRefused("no file could be indexed (see failures)")
+        _check_cancel(store, job_id)
+        builder.commit()
+        return indexed
+    finally:
+        builder.abort()  # a no-op once committed
+
+
+def _source(store: JobStore, job_id: str) -> str:
+    job = store.get(job_id)
+    return "demo" if job is not None and job.kind == "demo" else "reindex"
+
+
+def _committed(
+    store: JobStore, job_id: str, root: Path, target: ReindexTarget, indexed: int, cleanup: bool
+) -> None:
+    if _source(store, job_id) == "demo":
+        demo_marker(root, target.embedder.model_id).touch()
+    _finish(store, job_id, target.settings, root, cleanup, state=SUCCEEDED, indexed=indexed)
 
 
 def run_reindex(
@@ -306,75 +490,18 @@ def run_reindex(
     inside: list[Path] | None = None,
     cleanup: bool = False,
 ) -> None:
-    """Index every mesh under `root` into a new generation; commit it when all are done.
-
-    `inside`: folders every file's real path must stay in (symlinks out are refused);
-    `cleanup`: delete `root` afterwards (uploaded files). Never raises: the outcome is in
-    the job's state.
-    """
+    """The whole job in this thread: plan, every chunk, commit. Never raises: the outcome
+    is in the job's state. `inside`: folders every file's real path must stay in (symlinks
+    out are refused); `cleanup`: delete `root` afterwards (uploaded files)."""
     settings = target.settings
-    job = store.get(job_id)
-    source = "demo" if job is not None and job.kind == "demo" else "reindex"
-    stop = threading.Event()
-    beat = threading.Thread(
-        target=_heartbeat,
-        args=(store, job_id, stop, max(0.2, settings.job_stale_s / 5)),
-        daemon=True,
-    )
-    store.update(job_id, state=RUNNING, started_at=time.time(), heartbeat_at=time.time())
-    beat.start()
-    builder = None
-    try:
-        if store.cancel_requested(job_id):
-            raise Cancelled
-        files = mesh_files(root)
-        if not files:
-            raise FolderRefused(
-                f"no mesh files ({', '.join(sorted(FORMATS_BY_EXTENSION))}) found in the folder"
-            )
-        store.update(job_id, total=len(files))
-        builder = target.index.rebuild()
-        indexed = 0
-        seen: dict[str, str] = {}
-        results = _describe_all(files, target, [root] if inside is None else inside)
-        for done, (path, label, result) in enumerate(results, start=1):
-            name = path.relative_to(root).as_posix()
-            if isinstance(result, Exception):
-                store.add_failure(job_id, name, str(result))
-            elif result.sha256 in seen:
-                store.add_failure(job_id, name, f"identical to {seen[result.sha256]}: skipped")
-            else:
-                seen[result.sha256] = name
-                record_id = builder.add(
-                    result.descriptor, name=name, sha256=result.sha256, source=source, label=label
-                )
-                pipeline.write_atomic(
-                    settings.thumbs_dir / f"{record_id}.png", pipeline.grid_png(result.views)
-                )
-                indexed += 1
-            store.update(job_id, done=done, indexed=indexed)
-            if store.cancel_requested(job_id):
-                results.close()
-                raise Cancelled
-        if indexed == 0:
-            raise FolderRefused("no file could be indexed (see failures)")
-        builder.commit()
-        builder = None
-        if source == "demo":
-            demo_marker(root, target.embedder.model_id).touch()
-        store.update(job_id, state=SUCCEEDED, finished_at=time.time())
-    except Cancelled:
-        store.update(job_id, state=CANCELLED, finished_at=time.time())
-    except Exception as exc:
-        message = str(exc) if isinstance(exc, FolderRefused) else f"{type(exc).__name__}: {exc}"
-        store.update(job_id, state=FAILED, error=message, finished_at=time.time())
-    finally:
-        if builder is not None:
-            builder.abort()
-        stop.set()
-        beat.join()
-        if cleanup:
-            shutil.rmtree(root, ignore_errors=True)
+    inside = [root] if inside is None else inside
+    with _piece(store, job_id, settings, root, cleanup) as piece:
+        chunks = plan(store, job_id, root, settings, settings.reindex_chunk)
+        for number, files in enumerate(chunks):
+            run_chunk(store, job_id, number, root, files, target, inside)
+        indexed = commit_parts(store, job_id, len(chunks), target, _source(store, job_id))
+    if piece.ok:
+        _committed(store, job_id, root, target, indexed, cleanup)
 
 
 def demo_marker(root: Path, model_id: str) -> Path:
@@ -402,6 +529,10 @@ class InProcessJobs:
         )
         return job
 
+    def waiting(self, job: Job) -> bool:
+        """A job of this process runs until it ends (its heartbeat never stops early)."""
+        return True
+
     def ping(self) -> None:
         """Nothing to reach: always ready."""
 
@@ -413,7 +544,10 @@ class InProcessJobs:
 
 
 class RQJobs:
-    """Jobs in Redis through RQ, run by `gmvit worker` processes sharing the data dir."""
+    """Jobs in Redis through RQ, run by `gmvit worker` processes sharing the data dir.
+
+    A job is a plan piece, which enqueues one RQ job per chunk of files and a commit piece
+    that depends on all of them: any number of workers share the chunks of one reindex."""
 
     def __init__(self, redis_url: str) -> None:
         import redis
@@ -427,16 +561,26 @@ class RQJobs:
         self, kind: str, source: str, root: Path, *, inside: list[Path], cleanup: bool
     ) -> Job:
         job = self.store.create(kind, source)
+        piece = f"{job.id}-plan"
+        self.store.update(job.id, pieces=[piece])
         self.queue.enqueue(
-            rq_reindex,
+            rq_plan,
             job.id,
             str(root),
             [str(path) for path in inside],
             cleanup,
-            job_id=job.id,
-            job_timeout=-1,  # a reindex of many files runs as long as it needs
+            job_id=piece,
+            job_timeout=-1,
         )
         return job
+
+    def waiting(self, job: Job) -> bool:
+        """Whether a piece of the job still waits in the queue for a free worker."""
+        from rq.job import Job as RQJob
+        from rq.job import JobStatus
+
+        pieces = RQJob.fetch_many(job.pieces, connection=self.redis)
+        return any(p is not None and p.get_status() == JobStatus.QUEUED for p in pieces)
 
     def ping(self) -> None:
         self.redis.ping()
@@ -465,16 +609,86 @@ def worker_target() -> ReindexTarget:
     return _worker_target
 
 
-def rq_reindex(job_id: str, root: str, inside: list[str], cleanup: bool) -> None:
-    """The RQ entry point of a reindex (runs in `gmvit worker`)."""
+def _rq_store() -> RedisJobStore:
     import rq
 
-    store = RedisJobStore(rq.get_current_job().connection)
-    run_reindex(
-        store,
-        job_id,
-        Path(root),
-        worker_target(),
-        inside=[Path(path) for path in inside],
-        cleanup=cleanup,
-    )
+    return RedisJobStore(rq.get_current_job().connection)
+
+
+def _finished(store: JobStore, job_id: str) -> bool:
+    job = store.get(job_id)
+    return job is None or job.state in FINISHED
+
+
+def rq_plan(job_id: str, root: str, inside: list[str], cleanup: bool) -> None:
+    """RQ piece 1: list the files, enqueue a chunk piece per chunk and the commit piece."""
+    import rq
+    from rq.job import Dependency
+
+    store, target = _rq_store(), worker_target()
+    settings = target.settings
+    with _piece(store, job_id, settings, Path(root), cleanup):
+        chunks = plan(store, job_id, Path(root), settings, settings.reindex_chunk)
+        queue = rq.Queue(RQ_QUEUE, connection=store.redis)
+        ids = [f"{job_id}-chunk-{number}" for number in range(len(chunks))]
+        store.update(job_id, pieces=[*ids, f"{job_id}-commit"])
+        chunk_jobs = [
+            queue.enqueue(
+                rq_chunk,
+                job_id,
+                number,
+                root,
+                files,
+                inside,
+                cleanup,
+                job_id=piece,
+                job_timeout=-1,
+            )
+            for number, (piece, files) in enumerate(zip(ids, chunks, strict=True))
+        ]
+        queue.enqueue(
+            rq_commit,
+            job_id,
+            root,
+            len(chunks),
+            cleanup,
+            job_id=f"{job_id}-commit",
+            job_timeout=-1,
+            # A chunk that crashed leaves its part missing: the commit says so.
+            depends_on=Dependency(jobs=chunk_jobs, allow_failure=True),
+        )
+
+
+def rq_chunk(
+    job_id: str,
+    number: int,
+    root: str,
+    files: list[list],
+    inside: list[str],
+    cleanup: bool,
+) -> None:
+    """RQ piece 2, one per chunk, on whichever worker is free."""
+    store, target = _rq_store(), worker_target()
+    if _finished(store, job_id):
+        return
+    with _piece(store, job_id, target.settings, Path(root), cleanup):
+        run_chunk(
+            store,
+            job_id,
+            number,
+            Path(root),
+            [(path, label) for path, label in files],
+            target,
+            [Path(path) for path in inside],
+        )
+
+
+def rq_commit(job_id: str, root: str, chunks: int, cleanup: bool) -> None:
+    """RQ piece 3: after every chunk, build the new generation and swap it in."""
+    store, target = _rq_store(), worker_target()
+    if _finished(store, job_id):
+        return
+    with _piece(store, job_id, target.settings, Path(root), cleanup) as piece:
+        indexed = commit_parts(store, job_id, chunks, target, _source(store, job_id))
+    if piece.ok:
+        _committed(store, job_id, Path(root), target, indexed, cleanup)

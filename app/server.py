@@ -260,21 +260,27 @@ def upload_path(index: int, filename: str | None) -> PurePosixPath:
 
 
 def job_out(service: Service, job: jobs.Job) -> schemas.JobOut:
-    job = job.seen_at(time.time(), service.settings.job_stale_s)
+    seen = job.seen_at(time.time(), service.settings.job_stale_s, lambda: service.jobs.waiting(job))
+    if seen.state != job.state:
+        # Its worker died: recorded, so that no piece still queued commits it later.
+        service.jobs.store.update(
+            job.id, state=seen.state, error=seen.error, finished_at=time.time()
+        )
+        shutil.rmtree(jobs.job_folder(service.settings, job.id), ignore_errors=True)
     return schemas.JobOut(
-        id=job.id,
-        kind=job.kind,
-        source=job.source,
-        state=job.state,
-        done=job.done,
-        total=job.total,
-        indexed=job.indexed,
-        failed=job.failed,
-        failures=[schemas.JobFailure(**failure) for failure in job.failures],
-        error=job.error,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
+        id=seen.id,
+        kind=seen.kind,
+        source=seen.source,
+        state=seen.state,
+        done=seen.done,
+        total=seen.total,
+        indexed=seen.indexed,
+        failed=seen.failed,
+        failures=[schemas.JobFailure(**failure) for failure in seen.failures],
+        error=seen.error,
+        created_at=seen.created_at,
+        started_at=seen.started_at,
+        finished_at=seen.finished_at,
     )
 
 

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     index_factory: str = Field("Flat", description="FAISS factory string of new indexes")
     demo: bool = Field(True, description="index a small synthetic set on the first start")
     demo_per_class: int = Field(3, ge=1, description="demo shapes per synthetic class")
+    reindex_chunk: int = Field(
+        32, ge=1, description="files per reindex piece; on Redis, workers share the pieces"
+    )
     job_stale_s: float = Field(
         30.0, gt=0, description="a running job without heartbeat this long is reported lost"
     )

@@ -33,17 +33,18 @@ class Stack:
             redis_url=redis_url,
             allowed_roots=self.allowed,
             job_stale_s=3,
+            reindex_chunk=4,
         )
         self.server = Server(self.env, root / "server.log")
-        self.workers = 0
-        self.worker = self.start_worker()
+        self.started = 0
+        self.workers = [self.start_worker(), self.start_worker()]
 
     def start_worker(self) -> Process:
-        self.workers += 1
+        self.started += 1
         worker = Process(
             [*GMVIT, "worker"],
             self.env,
-            self.root / f"worker-{self.workers}.log",
+            self.root / f"worker-{self.started}.log",
         )
         wait_until(
             lambda: "Listening on" in worker.output() or not worker.alive(),
@@ -66,7 +67,8 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:
     stack = Stack(tmp_path_factory.mktemp("redis-stack"), redis_url)
     yield stack
-    stack.worker.stop()
+    for worker in stack.workers:
+        worker.stop()
     stack.server.stop()
 
 
@@ -75,12 +77,15 @@ def test_readiness_reports_redis(stack: Stack) -> None:
     assert ready["jobs_backend"] == "redis" and ready["redis_reachable"] is True
 
 
-def test_a_worker_reindexes_and_held_out_shapes_get_their_classes(stack, synthetic_set) -> None:
+def test_workers_share_a_reindex_and_held_out_shapes_get_their_classes(
+    stack, synthetic_set
+) -> None:
     folder = train_only(synthetic_set, stack.allowed / "train")
     job = wait_job(stack.server.http, stack.reindex(folder)["id"])
-    assert job["state"] == "succeeded", (job, stack.worker.output())
+    assert job["state"] == "succeeded", (job, [w.output() for w in stack.workers])
     assert job["indexed"] == job["total"] == len(list(folder.glob("*/train/*.off")))
-    assert "reindex" in stack.worker.output()  # the worker ran it, not the server
+    # Chunks of 4 files: both workers took some (the server ran none).
+    assert all("rq_chunk" in worker.output() for worker in stack.workers)
 
     for label, path in held_out(synthetic_set):
         with path.open("rb") as mesh:
@@ -102,7 +107,7 @@ def test_cancelling_a_running_reindex_keeps_the_old_index(stack, synthetic_set) 
     before = stack.shapes()
     assert before
     folder = stack.allowed / "bigger"
-    for copy in range(3):
+    for copy in range(2):
         shutil.copytree(synthetic_set, folder / f"copy{copy}")
     job = stack.reindex(folder)
     wait_until(
@@ -130,21 +135,22 @@ def test_a_worker_killed_mid_reindex_leaves_the_old_index_serving(stack, synthet
     folder = stack.allowed / "bigger"
     job = stack.reindex(folder)
     wait_until(
-        lambda: stack.server.http.get(f"/jobs/{job['id']}").json()["done"] >= 2,
+        lambda: stack.server.http.get(f"/jobs/{job['id']}").json()["done"] >= 4,
         120,
         "the reindex under way",
     )
-    stack.worker.kill9()
-    lost = wait_job(stack.server.http, job["id"], timeout_s=60)
+    stack.workers[0].kill9()
+    # The other worker finishes the remaining chunks; the dead one's never ends.
+    lost = wait_job(stack.server.http, job["id"], timeout_s=180)
     assert lost["state"] == "failed" and "no heartbeat" in lost["error"]
     assert stack.shapes() == acknowledged
 
     # Restarted: the dead build is cleaned up, the old index still answers, a new job works.
-    stack.worker = stack.start_worker()
+    stack.workers[0] = stack.start_worker()
     probe = stack.server.http.post("/search", data={"shape_id": acknowledged[0]["id"]})
     assert probe.status_code == 200 and probe.json()["results"]
     again = wait_job(stack.server.http, stack.reindex(stack.allowed / "train")["id"])
-    assert again["state"] == "succeeded", (again, stack.worker.output())
+    assert again["state"] == "succeeded", (again, [w.output() for w in stack.workers])
     # A reindex replaces the collection with the folder's shapes.
     names = sorted(shape["name"] for shape in stack.shapes())
     assert names == sorted(
