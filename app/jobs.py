@@ -1,9 +1,10 @@
 """Batch reindex jobs: state, the runner, and the two ways to run it.
 
 A job walks a folder of meshes (labels from the ModelNet layout's class folders), renders
-and embeds each file into a new index generation from `ShapeIndex.rebuild()`, and commits
-it atomically at the end. A failed or cancelled job aborts the builder and the old
-generation keeps serving.
+and embeds each file, and adds them all to a new index generation from
+`ShapeIndex.rebuild()`, committed atomically at the end. A failed or cancelled job aborts
+the builder and the old generation keeps serving. On Redis the files are cut into chunks
+that any number of RQ workers share (see "the runner" below).
 
 Job state lives in a `JobStore`: a dict in this process (no Redis) or hashes in Redis, so
 an RQ worker on another machine reports progress and sees cancellation. A running job
@@ -311,29 +312,6 @@ def _describe_all(
                 future.cancel()
 
 
-class _Heartbeat:
-    """Beats the job's heartbeat from a thread while a piece of it runs."""
-
-    def __init__(self, store: JobStore, job_id: str, stale_s: float) -> None:
-        self.store, self.job_id = store, job_id
-        self.every_s = max(0.2, stale_s / 5)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.store.update(self.job_id, heartbeat_at=time.time())
-
-    def __enter__(self) -> _Heartbeat:
-        self.store.update(self.job_id, heartbeat_at=time.time())
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _finish(store: JobStore, job_id: str, settings: Settings, root: Path, cleanup: bool, **fields):
     store.update(job_id, finished_at=time.time(), **fields)
     shutil.rmtree(job_folder(settings, job_id), ignore_errors=True)
@@ -341,31 +319,44 @@ def _finish(store: JobStore, job_id: str, settings: Settings, root: Path, cleanu
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _piece(store: JobStore, job_id: str, settings: Settings, root: Path, cleanup: bool):
-    """Run one piece of a job: beat while it runs; a cancel or an error ends the job."""
+class _Piece:
+    """`with _Piece(...) as piece:` runs one piece of a job. A thread beats the job's
+    heartbeat meanwhile; a Cancelled or an error ends the job (state, message, its files
+    removed) and is not raised further. `piece.ok` says the block ran to its end."""
 
-    class Piece:
-        ok = False
+    def __init__(
+        self, store: JobStore, job_id: str, settings: Settings, root: Path, cleanup: bool
+    ) -> None:
+        self.store, self.job_id, self.settings = store, job_id, settings
+        self.root, self.cleanup = root, cleanup
+        self.ok = False
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._beat_until_stopped, daemon=True)
 
-        def __enter__(self) -> Piece:
-            self.beat = _Heartbeat(store, job_id, settings.job_stale_s).__enter__()
-            return self
+    def _beat_until_stopped(self) -> None:
+        while not self._stop.wait(max(0.2, self.settings.job_stale_s / 5)):
+            self.store.update(self.job_id, heartbeat_at=time.time())
 
-        def __exit__(self, kind, exc, tb) -> bool:
-            self.beat.__exit__()
-            if kind is None:
-                self.ok = True
-                return False
-            if issubclass(kind, Cancelled):
-                _finish(store, job_id, settings, root, cleanup, state=CANCELLED)
-            elif issubclass(kind, Exception):
-                message = str(exc) if isinstance(exc, FolderRefused) else f"{kind.__name__}: {exc}"
-                _finish(store, job_id, settings, root, cleanup, state=FAILED, error=message)
-            else:
-                return False
-            return True
+    def __enter__(self) -> _Piece:
+        self.store.update(self.job_id, heartbeat_at=time.time())
+        self._beat.start()
+        return self
 
-    return Piece()
+    def __exit__(self, kind, exc, tb) -> bool:
+        self._stop.set()
+        self._beat.join()
+        if kind is None:
+            self.ok = True
+            return False
+        ending = (self.store, self.job_id, self.settings, self.root, self.cleanup)
+        if issubclass(kind, Cancelled):
+            _finish(*ending, state=CANCELLED)
+        elif issubclass(kind, Exception):
+            message = str(exc) if isinstance(exc, FolderRefused) else f"{kind.__name__}: {exc}"
+            _finish(*ending, state=FAILED, error=message)
+        else:
+            return False
+        return True
 
 
 def _check_cancel(store: JobStore, job_id: str) -> None:
@@ -495,7 +486,7 @@ def run_reindex(
     out are refused); `cleanup`: delete `root` afterwards (uploaded files)."""
     settings = target.settings
     inside = [root] if inside is None else inside
-    with _piece(store, job_id, settings, root, cleanup) as piece:
+    with _Piece(store, job_id, settings, root, cleanup) as piece:
         chunks = plan(store, job_id, root, settings, settings.reindex_chunk)
         for number, files in enumerate(chunks):
             run_chunk(store, job_id, number, root, files, target, inside)
@@ -627,7 +618,7 @@ def rq_plan(job_id: str, root: str, inside: list[str], cleanup: bool) -> None:
 
     store, target = _rq_store(), worker_target()
     settings = target.settings
-    with _piece(store, job_id, settings, Path(root), cleanup):
+    with _Piece(store, job_id, settings, Path(root), cleanup):
         chunks = plan(store, job_id, Path(root), settings, settings.reindex_chunk)
         queue = rq.Queue(RQ_QUEUE, connection=store.redis)
         ids = [f"{job_id}-chunk-{number}" for number in range(len(chunks))]
@@ -671,7 +662,7 @@ def rq_chunk(
     store, target = _rq_store(), worker_target()
     if _finished(store, job_id):
         return
-    with _piece(store, job_id, target.settings, Path(root), cleanup):
+    with _Piece(store, job_id, target.settings, Path(root), cleanup):
         run_chunk(
             store,
             job_id,
@@ -688,7 +679,7 @@ def rq_commit(job_id: str, root: str, chunks: int, cleanup: bool) -> None:
     store, target = _rq_store(), worker_target()
     if _finished(store, job_id):
         return
-    with _piece(store, job_id, target.settings, Path(root), cleanup) as piece:
+    with _Piece(store, job_id, target.settings, Path(root), cleanup) as piece:
         indexed = commit_parts(store, job_id, chunks, target, _source(store, job_id))
     if piece.ok:
         _committed(store, job_id, Path(root), target, indexed, cleanup)
