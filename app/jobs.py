@@ -421,7 +421,11 @@ def commit_parts(
     Identical files are indexed once (the first, in file order)."""
     _check_cancel(store, job_id)
     folder = job_folder(target.settings, job_id)
-    target.settings.thumbs_dir.mkdir(parents=True, exist_ok=True)
+    thumbs_dir = target.settings.thumbs_dir
+    thumbs_dir.mkdir(parents=True, exist_ok=True)
+    # Thumbnails of shapes the new generation drops are removed after the swap; only
+    # files that exist now (ids are never reused: later files belong to later adds).
+    earlier_thumbs = list(thumbs_dir.glob("*.png"))
     builder = target.index.rebuild()
     try:
         seen: dict[str, str] = {}
@@ -454,9 +458,19 @@ def commit_parts(
             raise FolderRefused("no file could be indexed (see failures)")
         _check_cancel(store, job_id)
         builder.commit()
-        return indexed
     finally:
         builder.abort()  # a no-op once committed
+    _remove_dropped_thumbnails(target.index, earlier_thumbs)
+    return indexed
+
+
+def _remove_dropped_thumbnails(index: Any, candidates: list[Path]) -> None:
+    live: set[int] = set()
+    while page := index.list(offset=len(live), limit=10_000):
+        live.update(record.id for record in page)
+    for path in candidates:
+        if path.stem.isdigit() and int(path.stem) not in live:
+            path.unlink(missing_ok=True)
 
 
 def _source(store: JobStore, job_id: str) -> str:

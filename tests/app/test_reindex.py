@@ -66,6 +66,9 @@ def test_a_folder_replaces_the_index_with_labels_from_class_folders(client, root
     assert "chair/train/chair_0001.off" in names and "loose.off" in names
     for shape in client.get("/shapes").json()["shapes"]:
         assert client.get(shape["thumbnail_url"]).status_code == 200
+    # The replaced shape's thumbnail went with it.
+    thumbs = sorted(int(p.stem) for p in (root / "var" / "thumbs").glob("*.png"))
+    assert thumbs == sorted(s["id"] for s in client.get("/shapes").json()["shapes"])
 
 
 def test_uploaded_files_keep_their_folders_and_never_escape(client, root) -> None:
