@@ -165,7 +165,8 @@ def confusion_image(confusion: np.ndarray, classes: list[str], cell: int = 36) -
     confusion = np.asarray(confusion)
     n = len(classes)
     font = ImageFont.load_default()
-    margin = 8 + max(int(font.getlength(c)) for c in classes)
+    legend = ("rows: true", "columns: predicted")
+    margin = 8 + max(int(font.getlength(text)) for text in (*classes, *legend))
     size = (margin + n * cell + 8, margin + n * cell + 8)
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
@@ -174,7 +175,7 @@ def confusion_image(confusion: np.ndarray, classes: list[str], cell: int = 36) -
         draw.text((4, margin + i * cell + cell // 3), classes[i], fill="black", font=font)
         column = Image.new("RGB", (margin, 12), "white")
         ImageDraw.Draw(column).text((0, 0), classes[i], fill="black", font=font)
-        image.paste(column.rotate(90, expand=True), (margin + i * cell + cell // 3, 4))
+        image.paste(column.rotate(90, expand=True), (margin + i * cell + cell // 3, 0))
         for j in range(n):
             shade = int(255 * (1 - share[i, j]))
             colour = (shade, shade, 255) if i == j else (255, shade, shade)
@@ -189,6 +190,8 @@ def confusion_image(confusion: np.ndarray, classes: list[str], cell: int = 36) -
                 text = str(int(confusion[i, j]))
                 ink = "white" if share[i, j] > 0.6 else "black"
                 draw.text((box[0] + 4, box[1] + cell // 3), text, fill=ink, font=font)
+    for k, text in enumerate(legend):
+        draw.text((4, 4 + 12 * k), text, fill="gray", font=font)
     return image
 
 
