@@ -1,7 +1,8 @@
 """Real processes over loopback: `gmvit serve` (uvicorn), `redis-server`, `gmvit worker`.
 
 Every server gets its own data dir and a free 127.0.0.1 port; the model is the shipped
-GMViT-mini when `weights/` has it, else the random 64 px fallback the service makes itself.
+GMViT-mini when `weights/` has it (or $GMVIT_E2E_WEIGHTS), else the random 64 px fallback
+the service makes itself.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ REPO = Path(__file__).resolve().parents[2]
 GMVIT = [sys.executable, "-m", "app"]  # the `gmvit` command of this checkout
 API_KEY = "e2e-key"
 KEY = {"X-API-Key": API_KEY}
-SHIPPED_WEIGHTS = DEFAULT_WEIGHTS.exists()
+# A trained checkpoint: $GMVIT_E2E_WEIGHTS (to try a candidate), else the shipped one.
+TRAINED_WEIGHTS = os.environ.get("GMVIT_E2E_WEIGHTS") or (
+    str(DEFAULT_WEIGHTS) if DEFAULT_WEIGHTS.exists() else None
+)
 # Held-out classification with the random fallback works by the neighbour vote on classes
-# that look very different; the trained weights get every class.
-if SHIPPED_WEIGHTS:
+# that look very different; a trained model tells more of them apart.
+if TRAINED_WEIGHTS:
     E2E_CLASSES: tuple[str, ...] = ("bed", "chair", "monitor", "table", "toilet")
 else:
     E2E_CLASSES = ("chair", "monitor", "night_stand", "toilet")
@@ -88,6 +92,8 @@ def service_env(data_dir: Path, **settings: object) -> dict[str, str]:
         GMVIT_WORKERS="2",
         GMVIT_THREADS="1",
     )
+    if TRAINED_WEIGHTS:
+        env["GMVIT_WEIGHTS"] = TRAINED_WEIGHTS
     env.update({f"GMVIT_{name.upper()}": str(value) for name, value in settings.items()})
     return env
 
