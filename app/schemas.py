@@ -103,13 +103,6 @@ class JobList(BaseModel):
     jobs: list[JobOut]
 
 
-class ReindexFolder(BaseModel):
-    folder: str = Field(
-        description="a folder on the server, under one of GMVIT_ALLOWED_ROOTS",
-        examples=["/data/ModelNet10"],
-    )
-
-
 class Health(BaseModel):
     status: str
 

@@ -1,8 +1,10 @@
 """The HTTP API (FastAPI). `create_app()` builds it; `gmvit serve` runs it under uvicorn.
 
 Every route is typed (OpenAPI at /docs); errors are JSON `{"detail": "..."}`. The mesh
-work of a request (render, embed) runs on the bounded `RenderPool`; everything that
-touches the index holds `Service.index_lock`.
+work of a request (render, embed) runs on the bounded `RenderPool`; index calls (which
+may wait on another process's write lock) run on threads, never on the event loop. The
+index is shared safely by threads and by other processes (RQ workers committing rebuilds,
+see `index.shape_index`): the server sees their commits on its next call.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ def start_demo(service: Service) -> jobs.Job | None:
             held_out.parent.rmdir()
         staging.rename(root)
     log.info("indexing the synthetic demo set in %s (a background job)", shapes)
+    metrics.JOBS_SUBMITTED.labels("demo").inc()
     return service.jobs.submit("demo", "demo", shapes, inside=[shapes], cleanup=False)
 
 
@@ -257,6 +260,14 @@ def upload_path(index: int, filename: str | None) -> PurePosixPath:
         if part not in ("", ".", "..", "/")
     ]
     return PurePosixPath(*parts) if parts else PurePosixPath(f"file-{index:05d}")
+
+
+def save_upload(root: Path, number: int, filename: str | None, data: bytes) -> None:
+    """Store file `number` of an uploaded batch under `root` (never outside it)."""
+    target = root / upload_path(number, filename)
+    while target.exists():
+        target = target.with_name(f"{number}-{target.name}")
+    pipeline.write_atomic(target, data)
 
 
 def job_out(service: Service, job: jobs.Job) -> schemas.JobOut:
@@ -508,28 +519,29 @@ async def reindex(
     settings = service.settings
     if (folder is None) == (not files):
         raise HTTPException(400, detail="send either a server-side `folder` or `files`")
+    # Disk and Redis work runs on threads: the event loop keeps serving meanwhile.
     if folder is not None:
         try:
-            root = jobs.resolve_folder(folder, settings.allowed_roots)
+            root = await asyncio.to_thread(jobs.resolve_folder, folder, settings.allowed_roots)
         except jobs.FolderRefused as exc:
             raise HTTPException(403, detail=str(exc)) from None
         inside = [Path(r).expanduser().resolve() for r in settings.allowed_roots]
-        job = service.jobs.submit("reindex", str(root), root, inside=inside, cleanup=False)
+        source, cleanup = str(root), False
     else:
         root = settings.jobs_dir / f"upload-{uuid.uuid4().hex}"
         try:
             for number, upload in enumerate(files):
                 data = await read_upload(upload, settings.max_upload_bytes)
-                target = root / upload_path(number, upload.filename)
-                while target.exists():
-                    target = target.with_name(f"{number}-{target.name}")
-                pipeline.write_atomic(target, data)
+                await asyncio.to_thread(save_upload, root, number, upload.filename, data)
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, root, True)
             raise
-        job = service.jobs.submit("reindex", "upload", root, inside=[root], cleanup=True)
+        inside, source, cleanup = [root], "upload", True
+    job = await asyncio.to_thread(
+        service.jobs.submit, "reindex", source, root, inside=inside, cleanup=cleanup
+    )
     metrics.JOBS_SUBMITTED.labels("reindex").inc()
-    return job_out(service, job)
+    return await asyncio.to_thread(job_out, service, job)
 
 
 @api.get("/jobs", response_model=schemas.JobList, dependencies=READ, tags=["jobs"])
