@@ -368,8 +368,8 @@ def plan(
     store: JobStore, job_id: str, root: Path, settings: Settings, chunk_size: int
 ) -> list[list[tuple[str, str | None]]]:
     """Mark the job running and cut its files into chunks of (path, label)."""
-    store.update(job_id, state=RUNNING, started_at=time.time())
     _check_cancel(store, job_id)
+    store.update(job_id, state=RUNNING, started_at=time.time())
     files = mesh_files(root)
     if not files:
         raise FolderRefused(
