@@ -50,7 +50,7 @@ class BodyLimitMiddleware:
             await send(
                 {
                     "type": "http.response.start",
-                    "status": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                    "status": status.HTTP_413_CONTENT_TOO_LARGE,
                     "headers": [
                         (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode()),
@@ -93,7 +93,7 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
     """The whole uploaded file, refused with 413 past `limit` bytes or 400 when empty."""
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=too_large(limit))
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=too_large(limit))
     if not data:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST, detail=f"the uploaded file {file.filename!r} is empty"
