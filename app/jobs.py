@@ -78,8 +78,12 @@ class Job:
         return self
 
 
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
 class JobStore(Protocol):
-    def create(self, kind: str, source: str) -> Job: ...
+    def create(self, kind: str, source: str, job_id: str | None = None) -> Job: ...
     def get(self, job_id: str) -> Job | None: ...
     def update(self, job_id: str, **fields: Any) -> None: ...
     def add_failure(self, job_id: str, file: str, error: str) -> None: ...
@@ -96,8 +100,8 @@ class MemoryJobStore:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def create(self, kind: str, source: str) -> Job:
-        job = Job(id=uuid.uuid4().hex, kind=kind, source=source)
+    def create(self, kind: str, source: str, job_id: str | None = None) -> Job:
+        job = Job(id=job_id or new_job_id(), kind=kind, source=source)
         with self._lock:
             self._jobs[job.id] = job
             return replace(job)
@@ -151,8 +155,8 @@ class RedisJobStore:
     def _key(job_id: str) -> str:
         return f"gmvit:job:{job_id}"
 
-    def create(self, kind: str, source: str) -> Job:
-        job = Job(id=uuid.uuid4().hex, kind=kind, source=source)
+    def create(self, kind: str, source: str, job_id: str | None = None) -> Job:
+        job = Job(id=job_id or new_job_id(), kind=kind, source=source)
         fields = {k: json.dumps(v) for k, v in asdict(job).items() if k != "failures"}
         with self.redis.pipeline() as pipe:
             pipe.hset(self._key(job.id), mapping=fields)
@@ -526,9 +530,16 @@ class InProcessJobs:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="job")
 
     def submit(
-        self, kind: str, source: str, root: Path, *, inside: list[Path], cleanup: bool
+        self,
+        kind: str,
+        source: str,
+        root: Path,
+        *,
+        inside: list[Path],
+        cleanup: bool,
+        job_id: str | None = None,
     ) -> Job:
-        job = self.store.create(kind, source)
+        job = self.store.create(kind, source, job_id)
         self._executor.submit(
             run_reindex, self.store, job.id, root, self.target, inside=inside, cleanup=cleanup
         )
@@ -563,9 +574,16 @@ class RQJobs:
         self.queue = rq.Queue(RQ_QUEUE, connection=self.redis)
 
     def submit(
-        self, kind: str, source: str, root: Path, *, inside: list[Path], cleanup: bool
+        self,
+        kind: str,
+        source: str,
+        root: Path,
+        *,
+        inside: list[Path],
+        cleanup: bool,
+        job_id: str | None = None,
     ) -> Job:
-        job = self.store.create(kind, source)
+        job = self.store.create(kind, source, job_id)
         piece = f"{job.id}-plan"
         self.store.update(job.id, pieces=[piece])
         self.queue.enqueue(

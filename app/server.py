@@ -82,6 +82,8 @@ def open_service(settings: Settings) -> Service:
     if settings.redis_url:
         job_runner: jobs.InProcessJobs | jobs.RQJobs = jobs.RQJobs(settings.redis_url)
     else:
+        # In-process jobs die with the process: whatever a crash left behind is garbage.
+        shutil.rmtree(settings.jobs_dir, ignore_errors=True)
         job_runner = jobs.InProcessJobs(jobs.ReindexTarget(settings, embedder, index, threads=1))
     return Service(
         settings=settings,
@@ -526,9 +528,11 @@ async def reindex(
         except jobs.FolderRefused as exc:
             raise HTTPException(403, detail=str(exc)) from None
         inside = [Path(r).expanduser().resolve() for r in settings.allowed_roots]
-        source, cleanup = str(root), False
+        source, cleanup, job_id = str(root), False, None
     else:
-        root = settings.jobs_dir / f"upload-{uuid.uuid4().hex}"
+        # Inside the job's own folder: removed with it, however the job ends.
+        job_id = jobs.new_job_id()
+        root = jobs.job_folder(settings, job_id) / "files"
         try:
             for number, upload in enumerate(files):
                 data = await read_upload(upload, settings.max_upload_bytes)
@@ -538,7 +542,13 @@ async def reindex(
             raise
         inside, source, cleanup = [root], "upload", True
     job = await asyncio.to_thread(
-        service.jobs.submit, "reindex", source, root, inside=inside, cleanup=cleanup
+        service.jobs.submit,
+        "reindex",
+        source,
+        root,
+        inside=inside,
+        cleanup=cleanup,
+        job_id=job_id,
     )
     metrics.JOBS_SUBMITTED.labels("reindex").inc()
     return await asyncio.to_thread(job_out, service, job)

@@ -89,8 +89,8 @@ def test_uploaded_files_keep_their_folders_and_never_escape(client, root) -> Non
     assert "identical to sofa/train/a.off" in failures["zz/e.off"]
     assert labels(client) == {"sofa": 2, "escape": 1}
     assert not (root / "escape").exists() and not (root / "var" / "escape").exists()
-    # The uploaded copies are deleted once the job is done.
-    assert not list((root / "var" / "jobs").glob("upload-*"))
+    # The uploaded copies (and the job's parts) are deleted once the job is done.
+    assert not list((root / "var" / "jobs").iterdir())
 
 
 def test_folders_outside_the_allowed_roots_are_refused(client, root) -> None:
