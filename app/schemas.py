@@ -63,7 +63,10 @@ class ClassProbability(BaseModel):
 
 
 class NeighborVote(BaseModel):
-    label: str | None = Field(description="the label most of the k nearest shapes carry")
+    label: str | None = Field(
+        description="the label most of the k nearest labelled shapes carry (ties: the higher "
+        "summed score); unlabelled shapes are skipped among the 4k nearest"
+    )
     votes: dict[str, int] = Field(description="label -> how many of the k nearest carry it")
     k: int
     shapes: list[Hit]
