@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _gmvit(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "app", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
