@@ -371,6 +371,96 @@ def multiview_step(data: TrainData, image_size: int, rt: Runtime, augment: bool)
     return step
 
 
+@dataclass
+class _Run:
+    """What both training entry points set up the same way before their stages."""
+
+    rt: Runtime
+    out: Path
+    data: TrainData
+    image_size: int
+    data_path: str | Path
+    command: str | None
+    augment: bool
+
+    @classmethod
+    def start(
+        cls,
+        data_path: str | Path,
+        out_dir: str | Path,
+        *,
+        val_fraction: float,
+        image_size: int | None,
+        augment: bool,
+        rt: Runtime | None,
+        command: str | None,
+    ) -> _Run:
+        rt = rt or runtime()
+        seed_everything(rt.seed)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        data = TrainData.open(data_path, val_fraction=val_fraction, seed=rt.seed)
+        return cls(rt, out, data, image_size or data.split.size, data_path, command, augment)
+
+    def model(self, variant: str, **config: Any) -> nn.Module:
+        split = self.data.split
+        model = create_model(
+            variant,
+            split.num_views,
+            len(split.classes),
+            image_size=self.image_size,
+            rig=split.rig,
+            **config,
+        ).to(self.rt.device)
+        if self.rt.distributed and self.rt.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return model
+
+    def meta(self, trained_by: str) -> dict[str, Any]:
+        return {
+            "trained_by": trained_by,
+            "command": self.command,
+            "seed": self.rt.seed,
+            "data": self.data.describe() | {"path": str(self.data_path)},
+            "image_size": self.image_size,
+            "rig": self.data.split.rig,
+            "augment": self.augment,
+        }
+
+    def fit_views(
+        self,
+        name: str,
+        model: nn.Module,
+        recipe: Recipe,
+        step: Callable,
+        meta: dict[str, Any],
+        resume: bool,
+    ) -> tuple[StageResult, Path]:
+        """Train `model` on whole shapes, keeping the best validation epoch as `best.pt`."""
+        best = self.out / "best.pt"
+        classes = self.data.split.classes
+
+        def save_best(score: float, epoch: int) -> None:
+            meta_now = meta | {"val_acc": score, "epoch": epoch}
+            save_checkpoint(best, _unwrap(model), classes, meta_now)
+
+        result = fit(
+            name=name,
+            out_dir=self.out,
+            module=model,
+            recipe=recipe,
+            rt=self.rt,
+            train_set=MultiViewDataset(self.data.split, self.data.train_idx),
+            step=step,
+            validate=lambda: accuracy(
+                model, self.data.split, self.data.val_or_train, self.image_size, self.rt.device
+            ),
+            on_best=save_best,
+            resume=resume,
+        )
+        return result, best
+
+
 def train_teacher(
     data_path: str | Path,
     out_dir: str | Path,
@@ -386,29 +476,24 @@ def train_teacher(
     command: str | None = None,
 ) -> Path:
     """Both stages of the teacher; returns the path of the best checkpoint (`best.pt`)."""
-    rt = rt or runtime()
-    seed_everything(rt.seed)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    data = TrainData.open(data_path, val_fraction=val_fraction, seed=rt.seed)
-    image_size = image_size or data.split.size
+    run = _Run.start(
+        data_path,
+        out_dir,
+        val_fraction=val_fraction,
+        image_size=image_size,
+        augment=augment,
+        rt=rt,
+        command=command,
+    )
+    rt, data, image_size = run.rt, run.data, run.image_size
     cnn_recipe = cnn_recipe or Recipe(batch_size=64)
     recipe = recipe or Recipe()
-    classes = data.split.classes
-    model = create_model(
-        "teacher",
-        data.split.num_views,
-        len(classes),
-        cnn=cnn,
-        image_size=image_size,
-        rig=data.split.rig,
-    ).to(rt.device)
-    if rt.distributed and rt.device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    num_classes = len(data.split.classes)
+    model = run.model("teacher", cnn=cnn)
 
     # Stage 1: the CNN as a single-view classifier.
-    single = SingleViewClassifier(model, len(classes)).to(rt.device)
-    cnn_best = out / "cnn-best.pt"
+    single = SingleViewClassifier(model, num_classes).to(rt.device)
+    cnn_best = run.out / "cnn-best.pt"
     num_views = data.split.num_views
 
     def cnn_step(module: nn.Module, batch: tuple[Tensor, Tensor], generator: torch.Generator):
@@ -433,7 +518,7 @@ def train_teacher(
 
     stage1 = fit(
         name="cnn",
-        out_dir=out,
+        out_dir=run.out,
         module=single,
         recipe=cnn_recipe,
         rt=rt,
@@ -446,14 +531,7 @@ def train_teacher(
     single.load_state_dict(torch.load(cnn_best, map_location=rt.device, weights_only=True))
 
     # Stage 2: the whole network, starting from the best single-view CNN.
-    meta = {
-        "trained_by": "gmvit train",
-        "command": command,
-        "seed": rt.seed,
-        "data": data.describe() | {"path": str(data_path)},
-        "image_size": image_size,
-        "rig": data.split.rig,
-        "augment": augment,
+    meta = run.meta("gmvit train") | {
         "cnn_init": "random (no ImageNet weights offline)",
         "cnn_recipe": asdict(cnn_recipe),
         "recipe": asdict(recipe),
@@ -462,25 +540,10 @@ def train_teacher(
             "best_epoch": stage1.best_epoch,
         },
     }
-    best = out / "best.pt"
-
-    def save_best(score: float, epoch: int) -> None:
-        save_checkpoint(best, _unwrap(model), classes, meta | {"val_acc": score, "epoch": epoch})
-
-    stage2 = fit(
-        name="gmvit",
-        out_dir=out,
-        module=model,
-        recipe=recipe,
-        rt=rt,
-        train_set=MultiViewDataset(data.split, data.train_idx),
-        step=multiview_step(data, image_size, rt, augment),
-        validate=lambda: accuracy(model, data.split, data.val_or_train, image_size, rt.device),
-        on_best=save_best,
-        resume=resume,
-    )
+    step = multiview_step(data, image_size, rt, augment)
+    stage2, best = run.fit_views("gmvit", model, recipe, step, meta, resume)
     if rt.is_main:
-        _write_history(out / "history.json", {"cnn": asdict(stage1), "gmvit": asdict(stage2)})
+        _write_history(run.out / "history.json", {"cnn": asdict(stage1), "gmvit": asdict(stage2)})
     return best
 
 
@@ -502,57 +565,26 @@ def train_student(
 ) -> Path:
     """Train a student (or any variant) end to end in one stage. `step_factory` gives the
     loss (distillation); by default plain cross-entropy on the labels."""
-    rt = rt or runtime()
-    seed_everything(rt.seed)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    data = TrainData.open(data_path, val_fraction=val_fraction, seed=rt.seed)
-    image_size = image_size or data.split.size
-    recipe = recipe or Recipe(batch_size=16)
-    classes = data.split.classes
-    model = create_model(
-        variant,
-        data.split.num_views,
-        len(classes),
+    run = _Run.start(
+        data_path,
+        out_dir,
+        val_fraction=val_fraction,
         image_size=image_size,
-        rig=data.split.rig,
-        **(student_config or {}),
-    ).to(rt.device)
-    if rt.distributed and rt.device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if step_factory is None:
-        step = multiview_step(data, image_size, rt, augment)
-    else:
-        step = step_factory(model, data, image_size, rt)
-    meta = {
-        "trained_by": "gmvit distill" if extra_meta else "gmvit train",
-        "command": command,
-        "seed": rt.seed,
-        "data": data.describe() | {"path": str(data_path)},
-        "image_size": image_size,
-        "rig": data.split.rig,
-        "augment": augment,
-        "recipe": asdict(recipe),
-    } | (extra_meta or {})
-    best = out / "best.pt"
-
-    def save_best(score: float, epoch: int) -> None:
-        save_checkpoint(best, _unwrap(model), classes, meta | {"val_acc": score, "epoch": epoch})
-
-    result = fit(
-        name=variant,
-        out_dir=out,
-        module=model,
-        recipe=recipe,
+        augment=augment,
         rt=rt,
-        train_set=MultiViewDataset(data.split, data.train_idx),
-        step=step,
-        validate=lambda: accuracy(model, data.split, data.val_or_train, image_size, rt.device),
-        on_best=save_best,
-        resume=resume,
+        command=command,
     )
-    if rt.is_main:
-        _write_history(out / "history.json", {variant: asdict(result)})
+    recipe = recipe or Recipe(batch_size=16)
+    model = run.model(variant, **(student_config or {}))
+    if step_factory is None:
+        step = multiview_step(run.data, run.image_size, run.rt, augment)
+    else:
+        step = step_factory(model, run.data, run.image_size, run.rt)
+    trained_by = "gmvit distill" if extra_meta else "gmvit train"
+    meta = run.meta(trained_by) | {"recipe": asdict(recipe)} | (extra_meta or {})
+    result, best = run.fit_views(variant, model, recipe, step, meta, resume)
+    if run.rt.is_main:
+        _write_history(run.out / "history.json", {variant: asdict(result)})
     return best
 
 
