@@ -94,15 +94,21 @@ def save_checkpoint(
     return identity
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a file written by `save_checkpoint`; the model comes back in eval mode on the CPU."""
-    path = os.fspath(path)
+def read_torch_file(path: str, kind: str) -> Any:
+    """`torch.load` of an untrusted file on the CPU, never running pickled code; a missing
+    or foreign file is a GMViTError saying it is not `kind`."""
     if not os.path.isfile(path):
         raise GMViTError(f"no such checkpoint file: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not its own
-        raise GMViTError(f"{path} is not a gmvit checkpoint: {exc}") from None
+        raise GMViTError(f"{path} is not {kind}: {exc}") from None
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a file written by `save_checkpoint`; the model comes back in eval mode on the CPU."""
+    path = os.fspath(path)
+    payload = read_torch_file(path, "a gmvit checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise GMViTError(
             f"{path} is not a gmvit checkpoint (a published GMViT state_dict must first be "

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gmvit.checkpoint import read_torch_file
 from gmvit.errors import GMViTError
 from gmvit.model import WIDTH, GMViT, GMViTOutput, ViewGroups, create_model
 
@@ -34,13 +35,7 @@ def read_state_dict(source: str | os.PathLike | Mapping[str, Tensor]) -> dict[st
     if isinstance(source, Mapping):
         state = source
     else:
-        path = os.fspath(source)
-        if not os.path.isfile(path):
-            raise GMViTError(f"no such checkpoint file: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a file that is not its own
-            raise GMViTError(f"{path} is not a PyTorch state_dict file: {exc}") from None
+        state = read_torch_file(os.fspath(source), "a PyTorch state_dict file")
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
     ):
