@@ -90,6 +90,22 @@ class GMViTOutput:
     logits: Tensor  # (B, C)
     descriptor: Tensor  # (B, 512) F.normalize(f_global): what the index stores
 
+    @classmethod
+    def from_stages(
+        cls, f_cnn: Tensor, f_vit1: Tensor, att: Tensor, f_vit2: Tensor, f_global: Tensor,
+        logits: Tensor,
+    ) -> GMViTOutput:  # fmt: skip
+        """The outputs with f_vit1 flattened to one row per view and the descriptor derived."""
+        return cls(
+            f_cnn=f_cnn,
+            f_vit1=f_vit1.reshape(-1, WIDTH),
+            att=att,
+            f_vit2=f_vit2,
+            f_global=f_global,
+            logits=logits,
+            descriptor=F.normalize(f_global, dim=-1),
+        )
+
 
 @dataclass
 class ViewGroups:
@@ -363,15 +379,7 @@ class GMViT(nn.Module):
             cls_2, f_vit2 = self.group_features(group_views(f_vit1, att, bins, self.positions))
             feature = torch.cat([cls_2, f_vit2], dim=-1)
         f_global, logits = self.head(feature)
-        return GMViTOutput(
-            f_cnn=f_cnn,
-            f_vit1=f_vit1.reshape(b * v, WIDTH),
-            att=att,
-            f_vit2=f_vit2,
-            f_global=f_global,
-            logits=logits,
-            descriptor=F.normalize(f_global, dim=-1),
-        )
+        return GMViTOutput.from_stages(f_cnn, f_vit1, att, f_vit2, f_global, logits)
 
 
 def create_model(variant: str, num_views: int = 12, num_classes: int = 40, **kw: Any) -> GMViT:

@@ -163,15 +163,7 @@ def forward_per_shape(model: GMViT, views: Tensor) -> GMViTOutput:
         f_vit2 = torch.cat(f_vit2_rows)
         feature = torch.cat(features)
     f_global, logits = model.head(feature)
-    return GMViTOutput(
-        f_cnn=f_cnn,
-        f_vit1=f_vit1.reshape(b * v, WIDTH),
-        att=att,
-        f_vit2=f_vit2,
-        f_global=f_global,
-        logits=logits,
-        descriptor=F.normalize(f_global, dim=-1),
-    )
+    return GMViTOutput.from_stages(f_cnn, f_vit1, att, f_vit2, f_global, logits)
 
 
 def spread_scores(model: GMViT, views: Tensor) -> None:
