@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,9 @@ from fastapi.testclient import TestClient
 
 from app.server import create_app
 from tests.app.conftest import WRITE, make_settings, synth_off
+from tests.polling import wait_job
+
+JOB_TIMEOUT_S = 120.0
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +24,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def client(root: Path, tiny_weights: Path):
     with TestClient(create_app(make_settings(root, tiny_weights))) as test_client:
         yield test_client
-
-
-def wait(client: TestClient, job_id: str, timeout_s: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["state"] not in ("queued", "running"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still running after {timeout_s} s")
 
 
 def write_set(folder: Path, shapes: dict[str, int], seed: int = 0) -> None:
@@ -58,7 +50,7 @@ def test_a_folder_replaces_the_index_with_labels_from_class_folders(client, root
 
     response = client.post("/reindex", data={"folder": str(folder)}, headers=WRITE)
     assert response.status_code == 202, response.text
-    job = wait(client, response.json()["id"])
+    job = wait_job(client, response.json()["id"], timeout_s=JOB_TIMEOUT_S)
     assert job["state"] == "succeeded", job
     assert (job["done"], job["total"], job["indexed"], job["failed"]) == (5, 5, 5, 0)
     assert labels(client) == {"chair": 2, "monitor": 2, None: 1}
@@ -81,7 +73,7 @@ def test_uploaded_files_keep_their_folders_and_never_escape(client, root) -> Non
     ]
     response = client.post("/reindex", files=files, headers=WRITE)
     assert response.status_code == 202, response.text
-    job = wait(client, response.json()["id"])
+    job = wait_job(client, response.json()["id"], timeout_s=JOB_TIMEOUT_S)
     assert job["state"] == "succeeded", job
     assert job["indexed"] == 3 and job["failed"] == 2
     failures = {failure["file"]: failure["error"] for failure in job["failures"]}
@@ -118,8 +110,10 @@ def test_a_link_to_a_file_outside_is_a_failure_not_a_read(client, root) -> None:
     folder = root / "allowed" / "with-link"
     write_set(folder, {"table": 1}, seed=3)
     os.symlink(secret, folder / "table" / "train" / "sneaky.off")
-    job = wait(
-        client, client.post("/reindex", data={"folder": str(folder)}, headers=WRITE).json()["id"]
+    job = wait_job(
+        client,
+        client.post("/reindex", data={"folder": str(folder)}, headers=WRITE).json()["id"],
+        timeout_s=JOB_TIMEOUT_S,
     )
     assert job["state"] == "succeeded", job
     assert job["indexed"] == 1
@@ -134,8 +128,10 @@ def test_a_job_with_nothing_indexable_fails_and_the_old_index_keeps_serving(clie
     folder = root / "allowed" / "all-junk"
     (folder / "x").mkdir(parents=True)
     (folder / "x" / "bad.off").write_bytes(b"OFF\nnot numbers\n")
-    job = wait(
-        client, client.post("/reindex", data={"folder": str(folder)}, headers=WRITE).json()["id"]
+    job = wait_job(
+        client,
+        client.post("/reindex", data={"folder": str(folder)}, headers=WRITE).json()["id"],
+        timeout_s=JOB_TIMEOUT_S,
     )
     assert job["state"] == "failed"
     assert "no file could be indexed" in job["error"]
@@ -143,8 +139,10 @@ def test_a_job_with_nothing_indexable_fails_and_the_old_index_keeps_serving(clie
 
     empty = root / "allowed" / "empty"
     empty.mkdir()
-    job = wait(
-        client, client.post("/reindex", data={"folder": str(empty)}, headers=WRITE).json()["id"]
+    job = wait_job(
+        client,
+        client.post("/reindex", data={"folder": str(empty)}, headers=WRITE).json()["id"],
+        timeout_s=JOB_TIMEOUT_S,
     )
     assert job["state"] == "failed" and "no mesh files" in job["error"]
     assert labels(client) == before
@@ -158,8 +156,8 @@ def test_a_queued_job_can_be_cancelled(client, root) -> None:
     second = client.post("/reindex", data={"folder": str(folder)}, headers=WRITE).json()
     cancelled = client.delete(f"/jobs/{second['id']}", headers=WRITE)
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
-    assert wait(client, first["id"])["state"] == "succeeded"
-    assert wait(client, second["id"])["state"] == "cancelled"
+    assert wait_job(client, first["id"], timeout_s=JOB_TIMEOUT_S)["state"] == "succeeded"
+    assert wait_job(client, second["id"], timeout_s=JOB_TIMEOUT_S)["state"] == "cancelled"
     assert labels(client) == {"bathtub": 4} != before
     assert client.get("/jobs/nope").status_code == 404
     assert [job["id"] for job in client.get("/jobs").json()["jobs"]][:2] == [

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from app.settings import DEFAULT_WEIGHTS
+from tests.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 GMVIT = [sys.executable, "-m", "app"]  # the `gmvit` command of this checkout
@@ -138,25 +139,6 @@ def wait_ready(process: Process, url: str, timeout_s: float = 180.0) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError(f"the server was not ready in {timeout_s} s:\n{process.output()}")
-
-
-def wait_job(http: httpx.Client, job_id: str, timeout_s: float = 300.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = http.get(f"/jobs/{job_id}").json()
-        if job["state"] not in ("queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
-
-
-def wait_until(predicate, timeout_s: float = 120.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached in {timeout_s} s")
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import KEY, Server, held_out, service_env, train_only, wait_job
+from tests.e2e.conftest import KEY, Server, held_out, service_env, train_only
+from tests.polling import wait_job
 
 pytestmark = pytest.mark.slow
 

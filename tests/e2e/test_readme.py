@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import REPO, Process, free_port, wait_job, wait_ready
+from tests.e2e.conftest import REPO, Process, free_port, wait_ready
+from tests.polling import wait_job
 
 pytestmark = pytest.mark.slow
 

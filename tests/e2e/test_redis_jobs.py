@@ -17,9 +17,8 @@ from tests.e2e.conftest import (
     held_out,
     service_env,
     train_only,
-    wait_job,
-    wait_until,
 )
+from tests.polling import wait_job, wait_until
 
 pytestmark = pytest.mark.slow
 
