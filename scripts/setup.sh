@@ -30,10 +30,12 @@ if [[ ! -x .venv/bin/python ]]; then
     "$python" -m venv .venv
 fi
 
-# Reinstall only when the dependency list changed since the last successful setup.
+# Reinstall only when the dependency list changed since the last successful setup; a venv
+# set up for the tests (a superset) also serves the service.
 stamp=".venv/.gmvit-setup${extras}"
 wanted=$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
+current() { [[ -f "$1" && "$(cat "$1")" == "$wanted" ]]; }
+if ! current "$stamp" && ! { [[ -z "$extras" ]] && current ".venv/.gmvit-setup[dev]"; }; then
     echo "setup: installing Python packages into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".${extras}"

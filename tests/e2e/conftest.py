@@ -60,7 +60,16 @@ class Process:
         )
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+        """Everything the process printed so far (its whole log)."""
+        return self.log.read_text(errors="replace")
+
+    def tail(self, chars: int = 4000) -> str:
+        """The end of the log, for assertion messages."""
+        return self.output()[-chars:]
+
+    def signal(self, number: int) -> None:
+        """Send a signal to the whole process group (e.g. SIGSTOP to freeze it)."""
+        os.killpg(self.popen.pid, number)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -131,14 +140,14 @@ def wait_ready(process: Process, url: str, timeout_s: float = 180.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not process.alive():
-            raise AssertionError(f"the server exited:\n{process.output()}")
+            raise AssertionError(f"the server exited:\n{process.tail()}")
         try:
             if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise AssertionError(f"the server was not ready in {timeout_s} s:\n{process.output()}")
+    raise AssertionError(f"the server was not ready in {timeout_s} s:\n{process.tail()}")
 
 
 @pytest.fixture(scope="session")

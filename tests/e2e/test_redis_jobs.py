@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import shutil
+import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,16 +54,67 @@ class Stack:
             180,
             "the worker listening",
         )
-        assert worker.alive(), worker.output()
+        assert worker.alive(), worker.tail()
         return worker
 
     def shapes(self) -> list[dict]:
         return self.server.http.get("/shapes", params={"limit": 1000}).json()["shapes"]
 
+    def chunk_workers(self, job: dict) -> set[str]:
+        """The names of the RQ workers that ran the job's chunk pieces."""
+        import redis
+        from rq.job import Job as RQJob
+
+        pieces = [f"{job['id']}-chunk-{n}" for n in range(math.ceil(job["total"] / 4))]
+        with redis.Redis.from_url(self.env["GMVIT_REDIS_URL"]) as connection:
+            ran = RQJob.fetch_many(pieces, connection=connection)
+        return {piece.worker_name for piece in ran if piece is not None}
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Every worker stopped (SIGSTOP) inside the block, so a job cannot move on."""
+        for worker in self.workers:
+            worker.signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for worker in self.workers:
+                if worker.alive():
+                    worker.signal(signal.SIGCONT)
+
+    def kill_a_worker_running_a_chunk(self, job: dict) -> None:
+        """kill -9 a worker while it runs one of the job's chunks (with every worker frozen,
+        so the one chosen cannot finish its chunk first)."""
+        import redis
+        from rq import Worker
+
+        def killed() -> bool:
+            with self.frozen(), redis.Redis.from_url(self.env["GMVIT_REDIS_URL"]) as connection:
+                busy = {
+                    worker.pid
+                    for worker in Worker.all(connection=connection)
+                    if (worker.get_current_job_id() or "").startswith(f"{job['id']}-chunk-")
+                }
+                victim = next((w for w in self.workers if w.popen.pid in busy), None)
+                if victim is not None:
+                    victim.kill9()
+            return victim is not None
+
+        wait_until(killed, 120, "a worker running a chunk")
+
     def reindex(self, folder: Path) -> dict:
         response = self.server.http.post("/reindex", data={"folder": str(folder)}, headers=KEY)
         assert response.status_code == 202, response.text
         return response.json()
+
+
+def bigger_set(stack: Stack, synthetic_set: Path) -> Path:
+    """Four copies of the synthetic set under the allowed root (made once)."""
+    folder = stack.allowed / "bigger"
+    if not folder.exists():
+        for copy in range(4):
+            shutil.copytree(synthetic_set, folder / f"copy{copy}")
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +136,10 @@ def test_workers_share_a_reindex_and_held_out_shapes_get_their_classes(
 ) -> None:
     folder = train_only(synthetic_set, stack.allowed / "train")
     job = wait_job(stack.server.http, stack.reindex(folder)["id"])
-    assert job["state"] == "succeeded", (job, [w.output() for w in stack.workers])
+    assert job["state"] == "succeeded", (job, [w.tail() for w in stack.workers])
     assert job["indexed"] == job["total"] == len(list(folder.glob("*/train/*.off")))
     # Chunks of 4 files: both workers took some (the server ran none).
-    assert all("rq_chunk" in worker.output() for worker in stack.workers)
+    assert len(stack.chunk_workers(job)) == 2
 
     for label, path in held_out(synthetic_set):
         with path.open("rb") as mesh:
@@ -108,16 +162,16 @@ def test_workers_share_a_reindex_and_held_out_shapes_get_their_classes(
 def test_cancelling_a_running_reindex_keeps_the_old_index(stack, synthetic_set) -> None:
     before = stack.shapes()
     assert before
-    folder = stack.allowed / "bigger"
-    for copy in range(2):
-        shutil.copytree(synthetic_set, folder / f"copy{copy}")
-    job = stack.reindex(folder)
+    job = stack.reindex(bigger_set(stack, synthetic_set))
     wait_until(
         lambda: stack.server.http.get(f"/jobs/{job['id']}").json()["done"] >= 1,
         120,
         "the reindex under way",
     )
-    cancelled = stack.server.http.delete(f"/jobs/{job['id']}", headers=KEY)
+    # Frozen, the workers cannot finish the job before the cancel lands, however slow
+    # this machine is; thawed, they see the cancel at their next file.
+    with stack.frozen():
+        cancelled = stack.server.http.delete(f"/jobs/{job['id']}", headers=KEY)
     assert cancelled.status_code == 200
     final = wait_job(stack.server.http, job["id"])
     assert final["state"] == "cancelled" and final["done"] < final["total"]
@@ -134,25 +188,24 @@ def test_a_worker_killed_mid_reindex_leaves_the_old_index_serving(stack, synthet
     assert added.status_code == 201, added.text
     acknowledged = before + [added.json()["shape"]]
 
-    folder = stack.allowed / "bigger"
-    job = stack.reindex(folder)
+    job = stack.reindex(bigger_set(stack, synthetic_set))
     wait_until(
         lambda: stack.server.http.get(f"/jobs/{job['id']}").json()["done"] >= 4,
         120,
         "the reindex under way",
     )
-    stack.workers[0].kill9()
+    stack.kill_a_worker_running_a_chunk(job)
     # The other worker finishes the remaining chunks; the dead one's never ends.
     lost = wait_job(stack.server.http, job["id"], timeout_s=180)
     assert lost["state"] == "failed" and "no heartbeat" in lost["error"]
     assert stack.shapes() == acknowledged
 
     # Restarted: the dead build is cleaned up, the old index still answers, a new job works.
-    stack.workers[0] = stack.start_worker()
+    stack.workers = [w if w.alive() else stack.start_worker() for w in stack.workers]
     probe = stack.server.http.post("/search", data={"shape_id": acknowledged[0]["id"]})
     assert probe.status_code == 200 and probe.json()["results"]
     again = wait_job(stack.server.http, stack.reindex(stack.allowed / "train")["id"])
-    assert again["state"] == "succeeded", (again, [w.output() for w in stack.workers])
+    assert again["state"] == "succeeded", (again, [w.tail() for w in stack.workers])
     # A reindex replaces the collection with the folder's shapes.
     names = sorted(shape["name"] for shape in stack.shapes())
     assert names == sorted(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import os
 import threading
-import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +32,7 @@ from renderer import (
     normalize,
 )
 from renderer.workers import parser_pool
+from tests.polling import wait_until
 from tests.renderer.meshes import SCENE_BOUNDS, SCENE_FACES, glb_with_extension, two_part_scene
 
 
@@ -192,6 +193,12 @@ def test_a_load_past_the_time_limit_is_stopped_and_the_next_load_works():
     assert len(load_mesh(EXPORTS["off"]).faces) == SCENE_FACES
 
 
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process, in clock ticks (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def test_a_parser_that_dies_mid_load_is_a_malformed_file_and_is_replaced():
     data = _big_obj()
     load_mesh(EXPORTS["off"])  # a warm worker
@@ -203,10 +210,13 @@ def test_a_parser_that_dies_mid_load_is_a_malformed_file_and_is_replaced():
         except MeshError as exc:
             outcome.append(exc)
 
+    pids = parser_pool().worker_pids()
+    idle = {pid: cpu_ticks(pid) for pid in pids}
     thread = threading.Thread(target=load)
     thread.start()
-    time.sleep(0.1)
-    for pid in parser_pool().worker_pids():
+    # An idle worker uses no CPU: once one does, it is parsing this file (for seconds).
+    wait_until(lambda: any(cpu_ticks(pid) > idle[pid] for pid in pids), 120, "a busy parser")
+    for pid in pids:
         os.kill(pid, 9)  # what a segfault in a parser looks like from outside
     thread.join()
     assert len(outcome) == 1 and isinstance(outcome[0], MalformedMeshError)
