@@ -476,14 +476,20 @@ def _glass_box(rng: np.random.Generator) -> list[trimesh.Trimesh]:
         "vitrine": u(rng, 0.05, 0.15),
     }[style]
     glass = u(rng, 0.004, 0.012)
+    bar = max(w, h) * u(rng, 0.015, 0.04)
     cz = base + h / 2
-    parts = [box((w, glass, h), (0, sy * d / 2, cz)) for sy in (-1, 1)]
-    parts += [box((glass, d, h), (sx * w / 2, 0, cz)) for sx in (-1, 1)]
+    # panes set back from the frame's faces, so the bars stand proud of the glass
+    inset = bar * 0.35
+    parts = [box((w, glass, h), (0, sy * (d / 2 - inset), cz)) for sy in (-1, 1)]
+    parts += [box((glass, d, h), (sx * (w / 2 - inset), 0, cz)) for sx in (-1, 1)]
     parts.append(box((w, d, glass), (0, 0, base + glass / 2)))
-    if rng.random() < 0.7:
-        parts.append(box((w, d, glass), (0, 0, base + h)))  # the lid
-    if rng.random() < 0.8:
-        parts += _frame_edges((w, d, h), (0, 0, cz), u(rng, 0.008, 0.03))
+    if rng.random() < 0.6:
+        parts.append(box((w, d, glass), (0, 0, base + h - inset)))  # the lid
+    parts += _frame_edges((w, d, h), (0, 0, cz), bar)
+    if rng.random() < 0.4:  # glazing bars dividing the long sides
+        for k in range(1, int(rng.integers(2, 4))):
+            x = -w / 2 + k * w / 3
+            parts += [box((bar * 0.6, bar * 0.6, h), (x, sy * d / 2, cz)) for sy in (-1, 1)]
     if style == "cube" and rng.random() < 0.5:  # a lid handle
         parts.append(ellipsoid((0.02, 0.02, 0.015), (0, 0, base + h + 0.01), detail=1))
     if style == "case":  # on a table-like stand
@@ -575,9 +581,9 @@ def _mantel(rng: np.random.Generator) -> list[trimesh.Trimesh]:
         parts.append(
             box((width * u(rng, 0.8, 1.2), u(rng, 0.3, 0.5), 0.04), (0, depth + 0.2, 0.02))
         )
-    if rng.random() < 0.25:  # an overmantel mirror
+    if rng.random() < 0.25:  # an overmantel mirror standing on the shelf
         mirror_h = u(rng, 0.4, 0.8)
-        parts.append(box((open_w, 0.03, mirror_h), (0, 0.02, height + 0.15 + mirror_h / 2)))
+        parts.append(box((open_w, 0.03, mirror_h), (0, 0.02, height + mirror_h / 2)))
     return parts
 
 
