@@ -66,6 +66,18 @@ def _wing(
     return wing.apply_translation((x, 0, z))
 
 
+def _fin(
+    chords: np.ndarray, height: float, thickness: float, at, cant: float = 0.0
+) -> trimesh.Trimesh:
+    """A vertical fin whose root's leading edge is at `at`: `chords` are how far back the
+    root's trailing edge, the tip's leading edge and the tip's trailing edge lie; `cant`
+    leans it about the fuselage's axis."""
+    root, tip_front, tip_back = chords
+    outline = [(0, 0), (-root, 0), (-tip_back, height), (-tip_front, height)]
+    fin = rotate(prism(outline, thickness, plane="xz"), cant, (1, 0, 0))
+    return fin.apply_translation(at)
+
+
 def _fuselage(
     rng: np.random.Generator, length: float, radius: float, nose: float, tail: float
 ) -> trimesh.Trimesh:
@@ -124,12 +136,8 @@ def _airplane(rng: np.random.Generator) -> list[trimesh.Trimesh]:
                 )
         t_tail = rng.random() < 0.25
         fin_h = length * u(rng, 0.1, 0.16)
-        fin = prism(
-            [(0, 0), (-length * 0.12, 0), (-length * 0.16, fin_h), (-length * 0.1, fin_h)],
-            radius * 0.1,
-            plane="xz",
-        )
-        parts.append(fin.apply_translation((-length / 2 + length * 0.14, 0, radius * 0.5)))
+        at = (-length / 2 + length * 0.14, 0, radius * 0.5)
+        parts.append(_fin(length * np.array((0.12, 0.1, 0.16)), fin_h, radius * 0.1, at))
         tail_z = radius * 0.5 + fin_h if t_tail else radius * 0.2
         for side in (1, -1):
             parts.append(
@@ -181,13 +189,16 @@ def _airplane(rng: np.random.Generator) -> list[trimesh.Trimesh]:
         twin = rng.random() < 0.5
         fin_h = length * u(rng, 0.12, 0.2)
         for y in (-radius * 0.8, radius * 0.8) if twin else (0.0,):
-            fin = prism(
-                [(0, 0), (-length * 0.15, 0), (-length * 0.2, fin_h), (-length * 0.13, fin_h)],
-                radius * 0.08,
-                plane="xz",
+            at = (-length / 2 + length * 0.2, y, radius * 0.5)
+            parts.append(
+                _fin(
+                    length * np.array((0.15, 0.13, 0.2)),
+                    fin_h,
+                    radius * 0.08,
+                    at,
+                    np.sign(y) * 0.25,
+                )
             )
-            rotate(fin, np.sign(y) * 0.25, (1, 0, 0))
-            parts.append(fin.apply_translation((-length / 2 + length * 0.2, y, radius * 0.5)))
         parts.append(
             ellipsoid(
                 (length * 0.09, radius * 0.6, radius * 0.7),
@@ -238,12 +249,8 @@ def _airplane(rng: np.random.Generator) -> list[trimesh.Trimesh]:
                 )
             )
         fin_h = length * u(rng, 0.12, 0.2)
-        fin = prism(
-            [(0, 0), (-length * 0.14, 0), (-length * 0.14, fin_h), (-length * 0.06, fin_h)],
-            radius * 0.12,
-            plane="xz",
-        )
-        parts.append(fin.apply_translation((-length / 2 + length * 0.14, 0, radius * 0.3)))
+        at = (-length / 2 + length * 0.14, 0, radius * 0.3)
+        parts.append(_fin(length * np.array((0.14, 0.06, 0.14)), fin_h, radius * 0.12, at))
         hub = np.array((length / 2, 0, 0))
         parts.append(
             _along_x(
