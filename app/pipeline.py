@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 import renderer
 from app.metrics import stage
 from app.settings import Settings
+from gmvit import Embedder
 
 THUMBNAIL_PX = 256
 
@@ -52,7 +51,7 @@ def sha256_of(source: bytes | Path) -> str:
 
 def describe(
     source: bytes | Path,
-    embedder,
+    embedder: Embedder,
     settings: Settings,
     *,
     filename: str | None = None,
@@ -92,16 +91,3 @@ def grid_png(views: np.ndarray, max_px: int = THUMBNAIL_PX) -> bytes:
 
 def png_data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,9 +1,10 @@
 """A bounded pool for the render/embed work of requests.
 
 A fixed number of threads does the work (each keeps its own pyrender context: the renderer
-holds one per thread). Admission is bounded too: at most `workers + queue` requests are
-inside the pool at once; one more is refused at the door with `PoolFull` (HTTP 503 with
-Retry-After) instead of waiting in an unbounded queue.
+holds one per thread). Admission is bounded too, and decided at the door, before a
+request's body is read: at most `workers + queue` requests hold an `Admission` at once;
+one more is refused with `PoolFull` (HTTP 503 with Retry-After) instead of waiting in an
+unbounded queue or filling memory with bodies it cannot serve.
 """
 
 from __future__ import annotations
@@ -25,6 +26,24 @@ class PoolFull(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
+class Admission:
+    """A place in the pool, held from the door until the request's work is done (also
+    when the request goes away first: the thread still runs). Closing twice is harmless."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release = release
+        self._lock = threading.Lock()
+        self._open = True
+        self.in_use = False  # work runs under it: the work's end closes it
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._open:
+                return
+            self._open = False
+        self._release()
+
+
 class RenderPool:
     def __init__(self, workers: int, queue: int, retry_after_s: int = 2) -> None:
         self.workers = workers
@@ -36,36 +55,27 @@ class RenderPool:
 
     @property
     def admitted(self) -> int:
-        """Requests inside the pool now, running or waiting for a thread."""
+        """Requests inside the pool now: reading their body, running, or waiting."""
         return self._admitted
 
-    def _admit(self) -> None:
+    def admit(self) -> Admission:
         with self._lock:
             if self._admitted >= self.capacity:
                 raise PoolFull(self.retry_after_s)
             self._admitted += 1
+        return Admission(self._release)
 
     def _release(self) -> None:
         with self._lock:
             self._admitted -= 1
 
-    def submit(self, fn: Callable[[], T]) -> T:
-        """Run `fn` on a pool thread and wait for it (for callers that are threads)."""
-        self._admit()
-        try:
-            return self._executor.submit(fn).result()
-        finally:
-            self._release()
-
-    async def run(self, fn: Callable[[], T]) -> T:
-        """Run `fn` on a pool thread without blocking the event loop."""
-        self._admit()
+    async def run(self, admission: Admission, fn: Callable[[], T]) -> T:
+        """Run `fn` on a pool thread under `admission`, without blocking the event loop;
+        the admission ends when `fn` does."""
+        admission.in_use = True
         future = self._executor.submit(fn)
-        try:
-            return await asyncio.wrap_future(future)
-        finally:
-            # A request that went away still holds its admission until its thread is free.
-            future.add_done_callback(lambda _: self._release())
+        future.add_done_callback(lambda _: admission.close())
+        return await asyncio.wrap_future(future)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

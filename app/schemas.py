@@ -1,10 +1,26 @@
-"""The HTTP edge: every response body as a pydantic model (they make the OpenAPI schema)."""
+"""The HTTP edge: every response body as a pydantic model (they make the OpenAPI schema),
+built from the service's domain objects with `.of(...)`."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, Field
+from annotated_types import Interval
+from pydantic import BaseModel, Field, StringConstraints
+
+if TYPE_CHECKING:
+    from app.jobs import Job
+    from index import SearchHit, ShapeRecord
+
+# Ids are SQLite integers: anything larger is not an id (422, not a server error).
+MAX_ID = 2**63 - 1
+ShapeId = Annotated[int, Interval(ge=1, le=MAX_ID)]
+JobId = Annotated[str, StringConstraints(max_length=64)]
+
+
+def thumbnail_url(shape_id: int) -> str:
+    return f"/shapes/{shape_id}/thumbnail.png"
 
 
 class ErrorOut(BaseModel):
@@ -21,6 +37,20 @@ class Shape(BaseModel):
     added_at: datetime
     updated_at: datetime
     thumbnail_url: str
+
+    @classmethod
+    def of(cls, record: ShapeRecord) -> Shape:
+        return cls(
+            id=record.id,
+            name=record.name,
+            label=record.label,
+            sha256=record.sha256,
+            source=record.source,
+            model_id=record.model_id,
+            added_at=record.added_at,
+            updated_at=record.updated_at,
+            thumbnail_url=thumbnail_url(record.id),
+        )
 
 
 class ShapePage(BaseModel):
@@ -50,6 +80,16 @@ class Hit(BaseModel):
     label: str | None
     score: float = Field(description="cosine similarity of the descriptors, in [-1, 1]")
     thumbnail_url: str
+
+    @classmethod
+    def of(cls, hit: SearchHit) -> Hit:
+        return cls(
+            id=hit.id,
+            name=hit.record.name,
+            label=hit.record.label,
+            score=round(float(hit.score), 6),
+            thumbnail_url=thumbnail_url(hit.id),
+        )
 
 
 class SearchOut(BaseModel):
@@ -101,6 +141,24 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
 
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            source=job.source,
+            state=job.state,
+            done=job.done,
+            total=job.total,
+            indexed=job.indexed,
+            failed=job.failed,
+            failures=[JobFailure(**failure) for failure in job.failures],
+            error=job.error,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
 
 class JobList(BaseModel):
     jobs: list[JobOut]
@@ -119,4 +177,25 @@ class Ready(BaseModel):
     shapes: int | None
     jobs_backend: str = Field(description='"redis" or "in-process"')
     redis_reachable: bool | None
+    workers: int | None = Field(
+        None, description="live `gmvit worker` processes (with Redis; null in-process)"
+    )
     detail: str | None = None
+
+    @classmethod
+    def starting(cls, backend: str) -> Ready:
+        return cls(
+            ready=False,
+            model_loaded=False,
+            model_id=None,
+            random_weights=False,
+            index_open=False,
+            shapes=None,
+            jobs_backend=backend,
+            redis_reachable=None,
+            detail="starting: loading the model and index",
+        )
+
+
+class Formats(BaseModel):
+    extensions: list[str] = Field(description="file extensions of the meshes it reads")

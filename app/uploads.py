@@ -1,17 +1,9 @@
-"""Upload limits enforced while the body streams in, before anything is parsed or stored.
-
-`BodyLimitMiddleware` counts the bytes of every request body against a per-route limit
-and answers 413 as soon as the count passes it (or at once, from Content-Length), so an
-oversized upload never reaches the multipart parser's temporary files in full.
-"""
+"""Reading an uploaded file within its limit (the whole body's limit is enforced while it
+streams in, by `app.middleware.BodyLimitMiddleware`)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-
 from fastapi import HTTPException, UploadFile, status
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Multipart framing (boundaries, part headers, small form fields) on top of the file itself.
 MULTIPART_SLACK = 64 * 1024
@@ -26,67 +18,6 @@ def format_bytes(size: int) -> str:
         if size >= scale:
             return f"{size / scale:g} {unit}"
     return f"{size} bytes"
-
-
-class BodyLimitMiddleware:
-    """Refuse request bodies over `limit_for(method, path)` bytes with 413 (None: no limit)."""
-
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str, str], tuple[int, str] | None]):
-        self.app = app
-        self.limit_for = limit_for
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        found = self.limit_for(scope["method"], scope["path"])
-        if found is None:
-            await self.app(scope, receive, send)
-            return
-        limit, message = found
-
-        async def refuse() -> None:
-            body = json.dumps({"detail": message}).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status.HTTP_413_CONTENT_TOO_LARGE,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"connection", b"close"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await refuse()
-            return
-
-        received = 0
-        refused = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    refused = True
-                    await refuse()
-                    # The app sees a client that went away and stops parsing.
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            if not refused:
-                await send(message)
-
-        await self.app(scope, limited_receive, guarded_send)
 
 
 async def read_upload(file: UploadFile, limit: int) -> bytes:

@@ -357,9 +357,9 @@ class _Generation:
 
     # -- writing -----------------------------------------------------------------------
 
-    def add(self, record: ShapeRecord, vector: np.ndarray) -> None:
+    def add(self, record: ShapeRecord, vector: np.ndarray, thumbnail: bytes | None) -> None:
         self.log.append(encode(OP_ADD, record.id, vector))
-        self.store.insert([record])
+        self.store.insert([record], thumbnails={record.id: thumbnail} if thumbnail else None)
         self.log_records += 1
         self.vectors.add(np.array([record.id], dtype=np.int64), vector.reshape(1, -1))
 
@@ -562,8 +562,10 @@ class ShapeIndex:
         sha256: str,
         source: str = "upload",
         label: str | None = None,
+        thumbnail: bytes | None = None,
     ) -> ShapeRecord:
-        """Add one shape; it is on disk (and survives kill -9) once this returns."""
+        """Add one shape (and its thumbnail, a PNG); it is on disk, and survives kill -9,
+        once this returns."""
         unit = normalize(vector, self.dim)
         with self._writing() as gen:
             now = time.time()
@@ -577,11 +579,41 @@ class ShapeIndex:
                 added_at=now,
                 updated_at=now,
             )
-            gen.add(record, unit)
+            gen.add(record, unit, thumbnail)
             self._wrote_log = True
             if gen.log_records >= SNAPSHOT_EVERY:
                 gen.snapshot()
         return record
+
+    def add_if_new(
+        self,
+        vector: np.ndarray,
+        *,
+        name: str,
+        sha256: str,
+        source: str = "upload",
+        label: str | None = None,
+        thumbnail: bytes | None = None,
+    ) -> tuple[ShapeRecord, bool]:
+        """Add a shape unless one with the same sha256 is indexed: (the new shape, True),
+        or (the one there was, False). One step under the write lock, so two processes
+        adding the same file at once get one shape."""
+        with self._writing() as gen:
+            existing = gen.store.find_sha256(sha256)
+            if existing is not None:
+                return existing, False
+            record = self.add(
+                vector, name=name, sha256=sha256, source=source, label=label, thumbnail=thumbnail
+            )
+            return record, True
+
+    def set_thumbnail(self, shape_id: int, png: bytes) -> bool:
+        """Store a thumbnail for an indexed shape (False: no such shape)."""
+        with self._writing() as gen:
+            if gen.store.get(int(shape_id)) is None:
+                return False
+            gen.store.set_thumbnail(int(shape_id), png)
+            return True
 
     def remove(self, shape_id: int) -> bool:
         with self._writing() as gen:
@@ -623,6 +655,11 @@ class ShapeIndex:
     def vector(self, shape_id: int) -> np.ndarray | None:
         with self._reading() as gen:
             return gen.vectors.vector(int(shape_id))
+
+    def thumbnail(self, shape_id: int) -> bytes | None:
+        """The PNG stored with the shape, if any."""
+        with self._reading() as gen:
+            return gen.store.thumbnails([int(shape_id)]).get(int(shape_id))
 
     def find_sha256(self, sha256: str) -> ShapeRecord | None:
         with self._reading() as gen:
@@ -742,7 +779,7 @@ class IndexBuilder:
             self._building_fd = os.open(self._path / "BUILDING", os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(self._building_fd, fcntl.LOCK_EX)
         self._gen = _Generation(self._path, model_id, dim, factory, durable=False, create=True)
-        self._pending: list[tuple[ShapeRecord, np.ndarray]] = []
+        self._pending: list[tuple[ShapeRecord, np.ndarray, bytes | None]] = []
         self._next_id = 0
         self._end_id = 0
         self._shas: set[str] = set()
@@ -757,6 +794,7 @@ class IndexBuilder:
         sha256: str,
         source: str,
         label: str | None = None,
+        thumbnail: bytes | None = None,
     ) -> int:
         unit = normalize(vector, self.dim)
         with self._lock:
@@ -769,7 +807,7 @@ class IndexBuilder:
                 self._next_id, name, label, sha256, source, self.model_id, now, now
             )
             self._next_id += 1
-            self._pending.append((record, unit))
+            self._pending.append((record, unit, thumbnail))
             self._shas.add(sha256)
             if len(self._pending) >= 1024:
                 self._flush(built=True)
@@ -778,11 +816,12 @@ class IndexBuilder:
     def _flush(self, *, built: bool) -> None:
         if not self._pending:
             return
-        records = [r for r, _ in self._pending]
-        self._gen.store.insert(records, built=built)
+        records = [r for r, _, _ in self._pending]
+        thumbnails = {r.id: png for r, _, png in self._pending if png}
+        self._gen.store.insert(records, built=built, thumbnails=thumbnails)
         self._gen.vectors.add(
             np.array([r.id for r in records], dtype=np.int64),
-            np.stack([v for _, v in self._pending]),
+            np.stack([v for _, v, _ in self._pending]),
         )
         self._pending = []
 
@@ -814,10 +853,12 @@ class IndexBuilder:
             records = (
                 live.store.all() if self._keep_existing else live.store.added_since(self._first_id)
             )
+            records = [r for r in records if r.sha256 not in self._shas]
+            thumbnails = live.store.thumbnails([r.id for r in records])
             for record in records:
                 vector = live.vectors.vector(record.id)
-                if record.sha256 not in self._shas and vector is not None:
-                    self._pending.append((record, vector))
+                if vector is not None:
+                    self._pending.append((record, vector, thumbnails.get(record.id)))
             self._flush(built=False)
         finally:
             live.close()

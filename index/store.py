@@ -24,11 +24,21 @@ class ShapeRecord:
     updated_at: float
 
 
+# SQLite caps the parameters of one statement; longer id lists go in chunks.
+_IDS_PER_QUERY = 10_000
+
 _COLUMNS = "id, name, label, sha256, source, model_id, added_at, updated_at"
+
+# A shape's thumbnail (a small PNG of its views) is written in the transaction that commits
+# its row and deleted with it, so the two never disagree and a rebuild carries both.
+_THUMBNAILS = """
+CREATE TABLE IF NOT EXISTS thumbnails (id INTEGER PRIMARY KEY, png BLOB NOT NULL);
+"""
 
 # `built` marks rows written by an IndexBuilder rather than by ShapeIndex.add: a commit
 # carries over the live generation's concurrent adds, never another build's rows.
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS shapes (
     id INTEGER PRIMARY KEY,
@@ -44,6 +54,8 @@ CREATE TABLE IF NOT EXISTS shapes (
 CREATE INDEX IF NOT EXISTS shapes_sha256 ON shapes(sha256);
 CREATE INDEX IF NOT EXISTS shapes_label ON shapes(label);
 """
+    + _THUMBNAILS
+)
 
 
 def _connect(path: Path, *, durable: bool) -> sqlite3.Connection:
@@ -68,6 +80,8 @@ class MetadataStore:
                 tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master")}
                 if not {"info", "shapes"} <= tables:
                     raise sqlite3.DatabaseError("it has no shapes table")
+                if "thumbnails" not in tables:  # written before thumbnails lived here
+                    self._conn.executescript(_THUMBNAILS)
         except BaseException:
             self._conn.close()
             raise
@@ -81,10 +95,21 @@ class MetadataStore:
                 "INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", values.items()
             )
 
-    def insert(self, records: list[ShapeRecord], *, built: bool = False) -> None:
-        """Insert and commit: the commit point of an add."""
+    def insert(
+        self,
+        records: list[ShapeRecord],
+        *,
+        built: bool = False,
+        thumbnails: dict[int, bytes] | None = None,
+    ) -> None:
+        """Insert (with their thumbnails) and commit: the commit point of an add."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
+            if thumbnails:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO thumbnails (id, png) VALUES (?, ?)",
+                    [(int(i), png) for i, png in thumbnails.items()],
+                )
             self._conn.executemany(
                 f"INSERT INTO shapes ({_COLUMNS}, built) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -108,12 +133,29 @@ class MetadataStore:
         self._conn.execute("COMMIT")
 
     def delete(self, shape_ids: list[int]) -> int:
-        """Delete and commit: the commit point of a remove. Returns how many existed."""
+        """Delete (with their thumbnails) and commit: the commit point of a remove. Returns
+        how many existed."""
+        ids = [(int(i),) for i in shape_ids]
         with self._conn:
-            cursor = self._conn.executemany(
-                "DELETE FROM shapes WHERE id = ?", [(int(i),) for i in shape_ids]
-            )
+            cursor = self._conn.executemany("DELETE FROM shapes WHERE id = ?", ids)
+            self._conn.executemany("DELETE FROM thumbnails WHERE id = ?", ids)
         return cursor.rowcount
+
+    def set_thumbnail(self, shape_id: int, png: bytes) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO thumbnails (id, png) VALUES (?, ?)", (int(shape_id), png)
+            )
+
+    def thumbnails(self, shape_ids: list[int]) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        for start in range(0, len(shape_ids), _IDS_PER_QUERY):
+            chunk = [int(i) for i in shape_ids[start : start + _IDS_PER_QUERY]]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._conn.execute(f"SELECT id, png FROM thumbnails WHERE id IN ({marks})", chunk)
+            )
+        return found
 
     def get(self, shape_id: int) -> ShapeRecord | None:
         row = self._conn.execute(

@@ -27,7 +27,10 @@ def wait_job(http: Any, job_id: str, timeout_s: float = 300.0) -> dict:
     last: dict = {}
 
     def ended() -> bool:
-        last.update(http.get(f"/jobs/{job_id}").json())
+        answer = http.get(f"/jobs/{job_id}")
+        if answer.status_code == 503:  # busy, or its job queue away for a while: ask again
+            return False
+        last.update(answer.json())
         return last["state"] not in ("queued", "running")
 
     wait_until(ended, timeout_s, f"job {job_id} ending")

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from app.cli import CLIError
 from app.client import Client, add_client_arguments, print_json
-from renderer.formats import FORMATS_BY_EXTENSION
+from renderer.layout import mesh_files
 
 POLL_S = 0.5
 
@@ -37,9 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _upload(client: Client, folder: Path) -> dict:
-    paths = sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in FORMATS_BY_EXTENSION and p.is_file()
-    )
+    paths = [entry.path for entry in mesh_files(folder)]
     if not paths:
         raise CLIError(f"{folder}: no mesh files in it")
     with contextlib.ExitStack() as stack:

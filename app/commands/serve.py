@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.server import create_app
+    from app.main import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:  %(message)s")
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)

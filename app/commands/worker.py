@@ -19,9 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import redis
-    import rq
 
-    from app import jobs
+    from app import jobs, resources
     from app.settings import Settings
 
     settings = Settings()
@@ -33,11 +32,19 @@ def run(args: argparse.Namespace) -> int:
         connection.ping()
     except redis.RedisError as exc:
         raise CLIError(f"cannot reach Redis at {settings.redis_url}: {exc}") from None
-    # Load the model and open the index once, before the first job arrives.
-    jobs.worker_target()
-    # Jobs run in this process (no fork per job): the model stays loaded between jobs.
-    worker = rq.SimpleWorker(
-        [rq.Queue(jobs.RQ_QUEUE, connection=connection)], connection=connection
+    finally:
+        connection.close()
+    # The model and the index, opened once for every piece this worker runs.
+    embedder = resources.load_embedder(settings)
+    target = jobs.ReindexTarget(
+        settings=settings,
+        embedder=embedder,
+        index=resources.open_index(settings, embedder.model_id),
+        folders=jobs.JobFolders(settings.jobs_dir),
+        threads=settings.workers,
     )
-    worker.work(burst=args.burst, with_scheduler=False)
+    try:
+        jobs.run_worker(target, settings.redis_url, burst=args.burst)
+    finally:
+        target.index.close()
     return 0

@@ -3,9 +3,31 @@
 
 const $ = (selector) => document.querySelector(selector);
 const keyInput = $("#api-key");
+const rememberKey = $("#remember-key");
+// The key stays in this page's memory; only when asked is it kept on this device.
 keyInput.value = localStorage.getItem("gmvit-api-key") || "";
-keyInput.addEventListener("change", () => localStorage.setItem("gmvit-api-key", keyInput.value));
+rememberKey.checked = keyInput.value !== "";
+function storeKey() {
+  if (rememberKey.checked && keyInput.value) {
+    localStorage.setItem("gmvit-api-key", keyInput.value);
+  } else {
+    localStorage.removeItem("gmvit-api-key");
+  }
+}
+keyInput.addEventListener("change", storeKey);
+rememberKey.addEventListener("change", storeKey);
 let lastFile = null;
+
+async function showFormats() {
+  try {
+    const formats = await (await fetch("/formats")).json();
+    $("#file-input").accept = formats.extensions.join(",");
+    $("#formats").textContent = formats.extensions.join(" ");
+  } catch (_) {
+    $("#formats").textContent = "(the server does not answer)";
+  }
+}
+showFormats();
 
 function headers() {
   return keyInput.value ? { "X-API-Key": keyInput.value } : {};

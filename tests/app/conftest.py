@@ -12,7 +12,7 @@ import trimesh
 from fastapi.testclient import TestClient
 
 import gmvit
-from app.server import create_app
+from app.main import create_app
 from app.settings import Settings
 from gmvit.data import synth
 

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from fastapi.testclient import TestClient
 
-from app.server import create_app
+from app.main import create_app
 from tests.app.conftest import API_KEY, WRITE, make_settings, synth_off
 
 CHAIR = synth_off("chair", 1)

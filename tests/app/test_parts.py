@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from app import jobs
+from app.jobs import state
 from app.pool import PoolFull, RenderPool
-from app.server import upload_path
 from app.settings import Settings
+from renderer import layout
+from tests.polling import wait_until
 
 
 def test_settings_come_from_gmvit_variables(monkeypatch, tmp_path) -> None:
@@ -34,7 +35,7 @@ def test_settings_refuse_nonsense(monkeypatch) -> None:
         Settings()
 
 
-def test_the_pool_refuses_beyond_workers_plus_queue() -> None:
+def test_the_pool_admits_workers_plus_queue_at_the_door() -> None:
     pool = RenderPool(workers=1, queue=1)
     release = threading.Event()
     started = threading.Event()
@@ -45,18 +46,18 @@ def test_the_pool_refuses_beyond_workers_plus_queue() -> None:
         return "done"
 
     async def scenario() -> None:
-        first = asyncio.ensure_future(pool.run(blocked))
-        second = asyncio.ensure_future(pool.run(lambda: "queued"))
-        await asyncio.sleep(0)
+        first, second = pool.admit(), pool.admit()
+        with pytest.raises(PoolFull) as refused:
+            pool.admit()  # before any work runs: a request refused before its body is read
+        assert refused.value.retry_after_s >= 1
+        running = asyncio.ensure_future(pool.run(first, blocked))
+        queued = asyncio.ensure_future(pool.run(second, lambda: "queued"))
         await asyncio.to_thread(started.wait, 10)
         assert pool.admitted == 2
-        with pytest.raises(PoolFull) as refused:
-            await pool.run(lambda: "third")
-        assert refused.value.retry_after_s >= 1
         release.set()
-        assert await first == "done" and await second == "queued"
+        assert await running == "done" and await queued == "queued"
         assert pool.admitted == 0
-        assert await pool.run(lambda: "again") == "again"
+        assert await pool.run(pool.admit(), lambda: "again") == "again"
 
     try:
         asyncio.run(scenario())
@@ -65,23 +66,32 @@ def test_the_pool_refuses_beyond_workers_plus_queue() -> None:
         pool.shutdown()
 
 
+def test_an_admission_ends_once_whether_its_work_ran_or_not() -> None:
+    pool = RenderPool(workers=1, queue=0)
+    unused = pool.admit()
+    unused.close()
+    unused.close()
+    assert pool.admitted == 0
+    pool.shutdown()
+
+
 def test_a_cancelled_request_holds_its_place_until_its_thread_is_done() -> None:
     pool = RenderPool(workers=1, queue=0)
     release = threading.Event()
+    started = threading.Event()
+
+    def blocked() -> None:
+        started.set()
+        release.wait(10)
 
     async def scenario() -> None:
-        task = asyncio.ensure_future(pool.run(lambda: release.wait(10)))
-        await asyncio.sleep(0.05)
+        task = asyncio.ensure_future(pool.run(pool.admit(), blocked))
+        await asyncio.to_thread(started.wait, 10)
         task.cancel()
-        await asyncio.sleep(0.05)
         with pytest.raises(PoolFull):
-            await pool.run(lambda: None)  # the thread is still busy
+            pool.admit()  # the thread is still busy
         release.set()
-        for _ in range(100):
-            if pool.admitted == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert pool.admitted == 0
+        await asyncio.to_thread(wait_until, lambda: pool.admitted == 0, 10, "the place freed")
 
     try:
         asyncio.run(scenario())
@@ -91,11 +101,16 @@ def test_a_cancelled_request_holds_its_place_until_its_thread_is_done() -> None:
 
 
 def test_labels_follow_the_modelnet_layout(tmp_path) -> None:
-    assert jobs.label_for(tmp_path / "chair" / "train" / "chair_0001.off", tmp_path) == "chair"
-    assert jobs.label_for(tmp_path / "chair" / "test" / "x.off", tmp_path) == "chair"
-    assert jobs.label_for(tmp_path / "sofa" / "x.off", tmp_path) == "sofa"
-    assert jobs.label_for(tmp_path / "x.off", tmp_path) is None
-    assert jobs.label_for(tmp_path / "train" / "x.off", tmp_path) is None
+    def place(*parts: str) -> tuple[str | None, str | None]:
+        entry = layout.place(tmp_path.joinpath(*parts), tmp_path)
+        return entry.label, entry.split
+
+    assert place("chair", "train", "chair_0001.off") == ("chair", "train")
+    assert place("chair", "test", "x.off") == ("chair", "test")
+    assert place("sofa", "x.off") == ("sofa", None)
+    assert place("x.off") == (None, None)
+    assert place("train", "x.off") == (None, "train")
+    assert place("set", "a", "chair", "train", "x.off") == ("chair", "train")
 
 
 def test_folders_are_resolved_before_the_roots_check(tmp_path) -> None:
@@ -107,6 +122,8 @@ def test_folders_are_resolved_before_the_roots_check(tmp_path) -> None:
         jobs.resolve_folder(allowed / ".." / "other", [allowed])
     with pytest.raises(jobs.FolderRefused, match="GMVIT_ALLOWED_ROOTS"):
         jobs.resolve_folder(allowed / "set", [])
+    with pytest.raises(jobs.FolderRefused, match="NUL"):
+        jobs.resolve_folder(f"{allowed}/set\x00x", [allowed])
 
 
 @pytest.mark.parametrize(
@@ -121,25 +138,51 @@ def test_folders_are_resolved_before_the_roots_check(tmp_path) -> None:
     ],
 )
 def test_uploaded_names_become_safe_relative_paths(filename, expected) -> None:
-    assert str(upload_path(7, filename)) == expected
+    assert str(jobs.upload_path(7, filename)) == expected
 
 
-def test_a_running_job_without_heartbeat_is_reported_failed() -> None:
-    job = jobs.Job(id="j", kind="reindex", source="x", state=jobs.RUNNING, heartbeat_at=100.0)
-    assert job.seen_at(105.0, stale_s=10).state == jobs.RUNNING
-    lost = job.seen_at(120.0, stale_s=10)
-    assert lost.state == jobs.FAILED and "no heartbeat" in lost.error
-    assert jobs.Job(id="j", kind="reindex", source="x").seen_at(1e12, 10).state == jobs.QUEUED
+@pytest.mark.parametrize("filename", ["a\x00b.off", "x" * 256 + ".off", "dir/" + "é" * 128])
+def test_names_no_filesystem_can_store_are_refused(filename) -> None:
+    with pytest.raises(ValueError, match="file 3"):
+        jobs.upload_path(3, filename)
 
 
-def test_the_memory_store_keeps_a_bounded_failure_list() -> None:
-    store = jobs.MemoryJobStore()
-    job = store.create("reindex", "x")
-    for i in range(jobs.MAX_REPORTED_FAILURES + 5):
-        store.add_failure(job.id, f"f{i}", "bad")
+def test_a_file_and_a_folder_of_the_same_name_both_keep_their_bytes(tmp_path) -> None:
+    jobs.save_upload(tmp_path, 0, "a", b"first")
+    jobs.save_upload(tmp_path, 1, "a/x.off", b"second")
+    jobs.save_upload(tmp_path, 2, "a", b"third")
+    stored = sorted(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert stored == [b"first", b"second", b"third"]
+
+
+def test_transitions_apply_only_from_their_states() -> None:
+    store = state.MemoryJobStore()
+    job = state.Job(id=state.new_job_id(), kind="reindex", source="x")
+    store.create(job)
+    assert state.cancel(store, job.id).state == state.CANCELLED  # queued: at once
+    assert not state.start(store, job.id)  # a cancelled job never runs
+    assert not state.finish(store, job.id, state.SUCCEEDED)
+    running = state.Job(id=state.new_job_id(), kind="reindex", source="x")
+    store.create(running)
+    assert state.start(store, running.id)
+    after = state.cancel(store, running.id)
+    assert after.state == state.RUNNING and after.cancel_requested  # its runner ends it
+    assert state.finish(store, running.id, state.CANCELLED)
+    assert not state.give_up(store, running.id, "too late")
+    assert store.get(running.id).state == state.CANCELLED
+
+
+def test_a_piece_run_again_counts_its_files_once() -> None:
+    store = state.MemoryJobStore()
+    job = state.Job(id=state.new_job_id(), kind="reindex", source="x")
+    store.create(job)
+    for _attempt in range(2):  # its first worker died half-way
+        store.start_piece(job.id, "chunk-0")
+        store.progress(job.id, "chunk-0", 3)
+        store.add_failure(job.id, "chunk-0", "bad.off", "broken")
+    store.add_failure(job.id, "plan", "notes.txt", "not a mesh file")
     seen = store.get(job.id)
-    assert seen.failed == jobs.MAX_REPORTED_FAILURES + 5
-    assert len(seen.failures) == jobs.MAX_REPORTED_FAILURES
-    store.request_cancel(job.id)
-    assert store.cancel_requested(job.id)
-    assert time.time() - seen.created_at < 60
+    assert seen.done == 3 and seen.failed == 2
+    assert [f["file"] for f in seen.failures] == ["notes.txt", "bad.off"]
+    assert store.part_done(job.id, 0) == store.part_done(job.id, 0) == 1
+    assert store.claim(job.id, "commit") and not store.claim(job.id, "commit")

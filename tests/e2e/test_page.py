@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import KEY, Server, held_out, service_env, train_only
-from tests.polling import wait_job
+from tests.polling import wait_job, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -47,13 +47,32 @@ def browser():
         browser.close()
 
 
-def test_upload_shows_views_label_and_neighbours(server, browser, synthetic_set) -> None:
-    label, mesh = held_out(synthetic_set)[0]
+def open_page(browser, url: str):
+    """A new page at `url`, collecting what the browser refuses under the page's
+    Content-Security-Policy (each would be a broken feature)."""
     page = browser.new_page()
+    page.refused = []
+    page.on(
+        "console",
+        lambda message: (
+            page.refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    response = page.goto(url)
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    return page
+
+
+def test_upload_shows_views_label_and_neighbours(server, browser, synthetic_set) -> None:
+    from playwright.sync_api import expect
+
+    label, mesh = held_out(synthetic_set)[0]
+    page = open_page(browser, server.url + "/")
     try:
-        page.goto(server.url + "/")
-        page.wait_for_function("document.querySelector('#status').textContent.includes('shapes')")
-        assert "shapes indexed" in page.text_content("#status")
+        expect(page.locator("#status")).to_contain_text("shapes indexed")
+        expect(page.locator("#formats")).to_contain_text(".off")
+        assert ".glb" in page.get_attribute("#file-input", "accept")
 
         page.fill("#top-k", "1")
         page.set_input_files("#file-input", str(mesh))
@@ -67,12 +86,16 @@ def test_upload_shows_views_label_and_neighbours(server, browser, synthetic_set)
         neighbours = page.locator("#neighbors li.neighbor")
         assert neighbours.count() == 1
         assert label in neighbours.first.text_content()
-        page.wait_for_function(
-            "[...document.querySelectorAll('#neighbors img')]"
-            ".every(img => img.complete && img.naturalWidth > 0)",
-            timeout=30_000,
+        wait_until(
+            lambda: page.evaluate(
+                "[...document.querySelectorAll('#neighbors img')]"
+                ".every(img => img.complete && img.naturalWidth > 0)"
+            ),
+            30,
+            "the neighbours' thumbnails loaded",
         )
         assert page.is_hidden("#error")
+        assert page.refused == []
     finally:
         page.close()
 
@@ -80,9 +103,8 @@ def test_upload_shows_views_label_and_neighbours(server, browser, synthetic_set)
 def test_a_bad_file_shows_the_servers_message(server, browser, tmp_path) -> None:
     junk = tmp_path / "notes.off"
     junk.write_bytes(b"OFF\nthis is not a mesh\n")
-    page = browser.new_page()
+    page = open_page(browser, server.url + "/")
     try:
-        page.goto(server.url + "/")
         page.set_input_files("#file-input", str(junk))
         page.wait_for_selector("#error", state="visible", timeout=60_000)
         message = page.text_content("#error")
@@ -93,24 +115,29 @@ def test_a_bad_file_shows_the_servers_message(server, browser, tmp_path) -> None
 
 
 def test_adding_from_the_page_needs_the_key(server, browser, synthetic_set) -> None:
+    from playwright.sync_api import expect
+
     _, mesh = held_out(synthetic_set)[-1]
-    page = browser.new_page()
+    page = open_page(browser, server.url + "/")
     try:
-        page.goto(server.url + "/")
         page.set_input_files("#file-input", str(mesh))
         page.wait_for_selector("#result", state="visible", timeout=120_000)
         page.click("#add-form button")
-        page.wait_for_function("document.querySelector('#add-result').textContent.length > 0")
-        assert "X-API-Key" in page.text_content("#add-result")
+        expect(page.locator("#add-result")).to_contain_text("X-API-Key", timeout=60_000)
 
         page.fill("#api-key", KEY["X-API-Key"])
         page.dispatch_event("#api-key", "change")
         page.fill("#add-label", "from-the-page")
         page.click("#add-form button")
-        page.wait_for_function(
-            "document.querySelector('#add-result').textContent.startsWith('added as shape')"
-        )
+        expect(page.locator("#add-result")).to_contain_text("added as shape", timeout=60_000)
         shapes = server.http.get("/shapes", params={"label": "from-the-page"}).json()
         assert shapes["total"] == 1
+        # Not kept on the device unless asked; kept when asked.
+        assert page.evaluate("localStorage.getItem('gmvit-api-key')") is None
+        page.check("#remember-key")
+        assert page.evaluate("localStorage.getItem('gmvit-api-key')") == KEY["X-API-Key"]
+        page.uncheck("#remember-key")
+        assert page.evaluate("localStorage.getItem('gmvit-api-key')") is None
+        assert page.refused == []
     finally:
         page.close()

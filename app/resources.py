@@ -1,4 +1,4 @@
-"""The model and index a service process works with.
+"""The model and the index a service process (server or worker) works with.
 
 The shipped weights are the default. While that file does not exist yet (a fresh checkout
 before training), the service runs on a randomly initialised GMViT-mini at a small image
@@ -15,6 +15,7 @@ from pathlib import Path
 import gmvit
 from app.settings import DEFAULT_WEIGHTS, Settings
 from gmvit.data import synth
+from index import ShapeIndex
 
 log = logging.getLogger("gmvit.app")
 
@@ -68,7 +69,20 @@ def load_embedder(settings: Settings) -> gmvit.Embedder:
     return gmvit.Embedder(weights_path(settings), threads=settings.threads)
 
 
-def open_index(settings: Settings, model_id: str):
-    import index
+def open_index(settings: Settings, model_id: str) -> ShapeIndex:
+    return ShapeIndex.open(settings.index_root, model_id, factory=settings.index_factory)
 
-    return index.ShapeIndex.open(settings.index_root, model_id, factory=settings.index_factory)
+
+def import_thumbnails(settings: Settings, index: ShapeIndex) -> None:
+    """Move the thumbnails of a data dir from before they lived in the index
+    (DATA_DIR/thumbs/<id>.png) into it, once; files of shapes that are gone are dropped."""
+    folder = settings.data_path / "thumbs"
+    if not folder.is_dir():
+        return
+    moved = 0
+    for path in folder.glob("*.png"):
+        if path.stem.isdigit() and index.set_thumbnail(int(path.stem), path.read_bytes()):
+            moved += 1
+        path.unlink()
+    folder.rmdir()
+    log.info("moved %d thumbnails from %s into the index", moved, folder)

@@ -1,0 +1,1 @@
+"""The HTTP API: one router per resource; `deps` holds what the routes share."""
