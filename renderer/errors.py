@@ -47,6 +47,10 @@ class TooManyFacesError(MeshError):
     """More faces than the face limit."""
 
 
+class SceneTooComplexError(MeshError):
+    """A scene whose node graph is nested deeper or has more nodes than the limits."""
+
+
 class LoadTimeoutError(MeshError):
     """Parsing ran past the time limit."""
 
@@ -68,6 +72,7 @@ ERRORS_BY_NAME: dict[str, type[MeshError]] = {
         DegenerateMeshError,
         FileTooLargeError,
         TooManyFacesError,
+        SceneTooComplexError,
         LoadTimeoutError,
         CompressedContentError,
     )

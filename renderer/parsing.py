@@ -1,22 +1,22 @@
-"""Bytes of a known format -> validated (vertices, faces) arrays.
+"""A load request -> validated, Z-up (vertices, faces), simplified to the face budget.
 
 This module runs inside the parser worker process (see `renderer.workers`), so a parser
-that hangs, segfaults or eats memory takes down only that process. It imports numpy and
-trimesh only: nothing here may touch OpenGL.
+that hangs, segfaults or eats memory takes down only that process. It imports numpy,
+trimesh and the readers only: nothing here may touch OpenGL.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import trimesh
 
+from renderer.bundle import Bundle, is_3mf, main_file, unzip, zip_names
 from renderer.errors import (
     BadFaceIndexError,
-    CompressedContentError,
     DegenerateMeshError,
     EmptyMeshError,
     MalformedMeshError,
@@ -26,30 +26,139 @@ from renderer.errors import (
     TooManyFacesError,
     UnsupportedFormatError,
 )
-
-_COMPRESSION_EXTENSIONS = (
-    "KHR_draco_mesh_compression",
-    "EXT_meshopt_compression",
-    "KHR_meshopt_compression",
+from renderer.formats import (
+    ASSIMP,
+    FILE_UP,
+    FORMATS_BY_NAME,
+    OWN,
+    Y_UP,
+    ZIP,
+    Format,
+    detect_format,
+    extension_of,
 )
+from renderer.graph import GraphLimits
+from renderer.limits import LoadLimits
+
 # Relative to the squared bounding-box diagonal: below this the mesh has no visible area.
 _MIN_RELATIVE_AREA = 1e-12
+# Y-up to Z-up: a rotation of +90 degrees about X, (x, y, z) -> (x, -z, y).
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+_AXES = np.eye(3)
 
 
-def parse_mesh(data: bytes, fmt: str, max_faces: int) -> tuple[np.ndarray, np.ndarray]:
-    """Parse `data` as `fmt`; return float64 (N, 3) vertices and int64 (M, 3) faces.
+@dataclass
+class LoadRequest:
+    """What the parser worker gets: the main file, where its other files are, the limits."""
 
-    Scenes are flattened with their node transforms applied. Raises a `MeshError`.
-    """
-    if fmt == "off":
-        vertices, faces = _parse_off(data, max_faces)
-    else:
-        _check_declared_faces(data, fmt, max_faces)
-        if fmt in ("gltf", "glb"):
-            _check_gltf(data, fmt)
-        vertices, faces = _parse_with_trimesh(data, fmt)
-    validate(vertices, faces, max_faces)
+    data: bytes
+    fmt: str  # a FORMATS name, or ZIP
+    limits: LoadLimits
+    name: str | None = None  # the main file's name (relative to `folder` or in `files`)
+    files: dict[str, bytes] | None = None  # the other files of an upload
+    folder: str | None = None  # the folder the main file was read from
+
+
+def parse_request(request: LoadRequest) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 (N, 3) vertices and int64 (M, 3) faces, Z-up, at most
+    `limits.render_faces` faces. Scenes are flattened with their node transforms applied.
+    Raises a `MeshError`."""
+    limits = request.limits
+    bundle, fmt = _bundle(request)
+    vertices, faces, up = _read(bundle, fmt, limits)
+    validate(vertices, faces, limits.max_faces)
+    if up is not None:
+        vertices = vertices @ up.T
+    if len(faces) > limits.render_faces:
+        vertices, faces = simplify(vertices, faces, limits.render_faces)
     return vertices, faces
+
+
+def _bundle(request: LoadRequest) -> tuple[Bundle, Format]:
+    data, fmt, name, files = request.data, request.fmt, request.name, request.files
+    budget = request.limits.max_bytes
+    if fmt == ZIP:
+        names = zip_names(data, name or "")
+        if is_3mf(names):
+            fmt = "3mf"
+        else:
+            files = unzip(data, budget)
+            name = main_file(sorted(files))
+            data = files[name]
+            fmt = detect_format(data, name)
+            if fmt == ZIP:
+                raise UnsupportedFormatError("a ZIP archive inside a ZIP archive is not read")
+    format_ = FORMATS_BY_NAME[fmt]
+    if name is None or extension_of(name) not in format_.extensions:
+        # Readers that go by the name (assimp) must be told what the content is.
+        stem = name.rsplit(".", 1)[0] if name and "." in name else (name or "mesh")
+        name = stem + format_.extension
+    return Bundle(name, data, budget, files=files, folder=request.folder), format_
+
+
+def _read(
+    bundle: Bundle, fmt: Format, limits: LoadLimits
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Vertices, faces, and the rotation that makes them Z-up (None: they are)."""
+    graph = GraphLimits(limits.max_depth, limits.max_nodes, limits.max_faces)
+    up = Y_UP_TO_Z_UP if fmt.up in (Y_UP, FILE_UP) else None
+    if fmt.reader == OWN:
+        vertices, faces = _parse_off(bundle.data, limits.max_faces)
+    elif fmt.reader == ASSIMP:
+        from renderer.assimp_reader import read_assimp
+
+        vertices, faces, metadata = read_assimp(bundle, graph)
+        if fmt.up == FILE_UP:
+            up = _declared_up(metadata)
+    else:
+        if fmt.declared_faces is not None:
+            declared = fmt.declared_faces(bundle.data)
+            if declared is not None and declared > limits.max_faces:
+                raise TooManyFacesError(
+                    f"the file declares {declared:,} faces; the limit is {limits.max_faces:,}"
+                )
+        vertices, faces = _parse_with_trimesh(bundle, fmt, graph)
+    return vertices, faces, up
+
+
+def _declared_up(metadata: dict[str, int]) -> np.ndarray:
+    """The rotation to Z-up from FBX's axis settings (Y-up when they are missing or odd):
+    the up axis becomes +Z and the file's right (coord) axis +X."""
+    try:
+        up = _AXES[metadata["UpAxis"]] * (1 if metadata.get("UpAxisSign", 1) >= 0 else -1)
+        right = _AXES[metadata["CoordAxis"]] * (1 if metadata.get("CoordAxisSign", 1) >= 0 else -1)
+    except (KeyError, IndexError):
+        return Y_UP_TO_Z_UP
+    if abs(float(up @ right)) > 0.5:
+        return Y_UP_TO_Z_UP
+    return np.stack([right, np.cross(up, right), up])
+
+
+def simplify(vertices: np.ndarray, faces: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most `budget` faces of the same shape (quadric edge collapses). Vertices shared
+    by several faces are merged first: a triangle soup has no edges to collapse."""
+    import fast_simplification
+
+    vertices, inverse = np.unique(vertices, axis=0, return_inverse=True)
+    faces = inverse.reshape(-1)[faces]
+    faces = faces[
+        (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    ]
+    vertices, faces = fast_simplification.simplify(
+        vertices, faces.astype(np.int32), target_count=budget, agg=7.0
+    )
+    faces = faces.astype(np.int64)
+    if len(faces) > budget:  # it stopped short of the target: keep the largest faces
+        faces = _largest_faces(vertices, faces, budget)
+    return vertices, faces
+
+
+def _largest_faces(vertices: np.ndarray, faces: np.ndarray, count: int) -> np.ndarray:
+    triangles = vertices[faces]
+    area = np.linalg.norm(
+        np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1
+    )
+    return faces[np.sort(np.argsort(-area, kind="stable")[:count])]
 
 
 def validate(vertices: np.ndarray, faces: np.ndarray, max_faces: int) -> None:
@@ -158,58 +267,16 @@ def _off_faces(lines: list[str]) -> np.ndarray:
     return np.array(triangles, dtype=np.int64).reshape(-1, 3)
 
 
-def _check_declared_faces(data: bytes, fmt: str, max_faces: int) -> None:
-    """Refuse a huge face count from the header before the parser allocates for it."""
-    declared = None
-    if fmt == "stl" and not data.lstrip()[:5].lower() == b"solid" and len(data) >= 84:
-        declared = int.from_bytes(data[80:84], "little")
-        if 84 + 50 * declared != len(data):
-            raise MalformedMeshError(
-                f"this binary STL is truncated or damaged: its header promises {declared:,} "
-                f"triangles ({84 + 50 * declared:,} bytes) but the file has {len(data):,} bytes"
-            )
-    elif fmt == "ply":
-        header = re.search(rb"element\s+face\s+(\d+)", data[: data.find(b"end_header")])
-        declared = int(header.group(1)) if header else None
-    if declared is not None and declared > max_faces:
-        raise TooManyFacesError(f"the file declares {declared:,} faces; the limit is {max_faces:,}")
-
-
-def _check_gltf(data: bytes, fmt: str) -> None:
-    """Refuse what would parse wrongly: compressed geometry, buffers in other files."""
+def _parse_with_trimesh(
+    bundle: Bundle, fmt: Format, graph: GraphLimits
+) -> tuple[np.ndarray, np.ndarray]:
     try:
-        if fmt == "glb":
-            length = int.from_bytes(data[12:16], "little")
-            document = json.loads(data[20 : 20 + length])
+        if fmt.name in ("gltf", "glb"):
+            from renderer.gltf import read_gltf
+
+            scene = read_gltf(bundle, graph)
         else:
-            document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedMeshError(f"the JSON part of this {fmt.upper()} file is damaged") from None
-    declared = set(document.get("extensionsUsed", [])) | set(document.get("extensionsRequired", []))
-    for mesh in document.get("meshes", []):
-        for primitive in mesh.get("primitives", []):
-            declared |= set(primitive.get("extensions", {}))
-    compressed = sorted(declared.intersection(_COMPRESSION_EXTENSIONS))
-    if compressed:
-        raise CompressedContentError(
-            f"this glTF uses {', '.join(compressed)} compression, which we cannot decode; "
-            "export it without mesh compression"
-        )
-    external = [
-        buffer["uri"]
-        for buffer in document.get("buffers", [])
-        if not str(buffer.get("uri", "data:")).startswith("data:")
-    ]
-    if external:
-        raise UnsupportedFormatError(
-            f"this glTF keeps its geometry in other files ({', '.join(external)[:100]}); "
-            "send a GLB or a glTF with embedded buffers"
-        )
-
-
-def _parse_with_trimesh(data: bytes, fmt: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        scene = trimesh.load_scene(io.BytesIO(data), file_type=fmt, process=False)
+            scene = trimesh.load_scene(io.BytesIO(bundle.data), file_type=fmt.name, process=False)
         geometries = scene.dump()
     except MeshError:
         raise
@@ -217,17 +284,14 @@ def _parse_with_trimesh(data: bytes, fmt: str) -> tuple[np.ndarray, np.ndarray]:
         raise
     except Exception as exc:  # a parser's failure on bad bytes, whatever its type
         raise MalformedMeshError(
-            f"this {fmt.upper()} file is truncated or damaged ({type(exc).__name__}: {exc})"[:300]
+            f"this {fmt.name.upper()} file is truncated or damaged ({type(exc).__name__}: {exc})"[
+                :300
+            ]
         ) from None
     meshes = [g for g in geometries if isinstance(g, trimesh.Trimesh) and len(g.faces)]
     if not meshes:
         count = sum(len(getattr(g, "vertices", ())) for g in geometries)
-        if count:
-            raise NoFacesError(
-                f"the file has {count} vertices but no faces (a point cloud or lines); "
-                "views need a surface"
-            )
-        raise EmptyMeshError("the mesh is empty: it has no vertices")
+        return np.zeros((count, 3)), np.zeros((0, 3), dtype=np.int64)
     offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
     vertices = np.vstack([np.asarray(m.vertices, dtype=np.float64) for m in meshes])
     faces = np.vstack(

@@ -6,7 +6,10 @@ rather than multiprocessing so the caller's `__main__` is never re-imported in i
 started once and reused, so a load costs one round trip through a pipe. A worker that runs
 past the time limit is killed and replaced; one that dies (a segfault in a parser) is
 replaced and its file reported as malformed. Each request runs under an address-space cap
-(RLIMIT_AS), so a decompression bomb fails with MemoryError inside the worker.
+(RLIMIT_AS), so a decompression bomb fails with MemoryError inside the worker; a worker
+left holding more than `max_rss` bytes after a request (memory the allocator keeps after a
+large file) is replaced. Whatever a library prints or warns in a worker goes nowhere: the
+caller gets one typed error.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from renderer.errors import (
     ERRORS_BY_NAME,
@@ -30,25 +33,40 @@ from renderer.errors import (
     MeshError,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from renderer.parsing import LoadRequest
+
 _STARTUP_TIMEOUT_S = 120.0
+# A worker holding more than this after a request is replaced (a fresh one holds ~150 MiB).
+MAX_WORKER_RSS = 768 * 2**20
 
 
 def _serve(request_fd: int, reply_fd: int) -> None:
-    """Worker main loop: (data, fmt, max_faces, max_memory) in, arrays or an error out."""
-    from renderer.parsing import parse_mesh
+    """Worker main loop: a LoadRequest in, (vertices, faces) or an error out."""
+    import warnings
+
+    import numpy as np
+
+    from renderer.parsing import parse_request
 
     requests = Connection(request_fd, writable=False)
     replies = Connection(reply_fd, readable=False)
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    warnings.simplefilter("ignore")
+    np.seterr(all="ignore")
+    _silence_output()
     replies.send(("ready",))
     while True:
         try:
-            data, fmt, max_faces, max_memory = requests.recv()
+            request = requests.recv()
         except EOFError:
             return
+        max_memory = request.limits.max_memory
         try:
             resource.setrlimit(resource.RLIMIT_AS, (_cap(max_memory, hard), hard))
-            vertices, faces = parse_mesh(data, fmt, max_faces)
+            vertices, faces = parse_request(request)
             reply: tuple[Any, ...] = ("ok", vertices, faces)
         except MeshError as exc:
             reply = ("error", type(exc).__name__, str(exc))
@@ -59,8 +77,16 @@ def _serve(request_fd: int, reply_fd: int) -> None:
             reply = ("error", MalformedMeshError.__name__, message)
         finally:
             resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-        del data
+        del request
         replies.send(reply)
+
+
+def _silence_output() -> None:
+    """Point file descriptors 1 and 2 at /dev/null: C libraries (assimp, Draco) print there."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 def _cap(max_memory: int, hard: int) -> int:
@@ -125,6 +151,14 @@ class _Worker:
     def is_alive(self) -> bool:
         return self.process.poll() is None
 
+    def rss(self) -> int:
+        """Resident memory in bytes (0 if it cannot be read)."""
+        try:
+            with open(f"/proc/{self.pid}/statm") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0
+
     def call(self, request: tuple[Any, ...], timeout_s: float) -> tuple[Any, ...]:
         try:
             self.requests.send(request)
@@ -147,15 +181,16 @@ class _Worker:
 class ParserPool:
     """Up to `size` parser processes, started on demand and reused; thread safe."""
 
-    def __init__(self, size: int = 2) -> None:
+    def __init__(self, size: int = 2, max_rss: int = MAX_WORKER_RSS) -> None:
+        self.max_rss = max_rss
         self._slots = threading.BoundedSemaphore(size)
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
 
-    def parse(self, data: bytes, fmt: str, max_faces: int, max_memory: int, timeout_s: float):
+    def parse(self, request: LoadRequest) -> tuple[np.ndarray, np.ndarray]:
         """Parse in a worker; return (vertices, faces) or raise the worker's MeshError."""
-        request = (data, fmt, max_faces, max_memory)
+        timeout_s = request.limits.timeout_s
         with self._slots:
             worker = self._take()
             try:
@@ -170,7 +205,10 @@ class ParserPool:
                 raise LoadTimeoutError(
                     f"loading took longer than the {timeout_s:g} s limit and was stopped"
                 ) from None
-            self._idle.put(worker)
+            if worker.rss() > self.max_rss:
+                self._discard(worker)
+            else:
+                self._idle.put(worker)
         if reply[0] == "error":
             raise ERRORS_BY_NAME[reply[1]](reply[2])
         return reply[1], reply[2]

@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libosmesa6)
+# libassimp5: the Open Asset Import Library behind FBX, Collada, Blender, 3DS, ... (pyassimp).
+apt_packages=(libosmesa6 libassimp5)
 extras=""
 if [[ "${1:-}" == "--test" ]]; then
-    apt_packages+=(redis-server chromium)
+    # assimp-testmodels: the corpus of real files tests/renderer/test_corpus.py walks.
+    apt_packages+=(redis-server chromium assimp-testmodels)
     extras="[dev]"
 fi
 

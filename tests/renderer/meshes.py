@@ -38,15 +38,53 @@ def arm_shape() -> trimesh.Trimesh:
     return trimesh.util.concatenate([body, long_arm, short_arm])
 
 
-def glb_with_extension(extension: str) -> bytes:
-    """A valid GLB whose JSON declares (and requires) a mesh compression extension."""
-    glb = trimesh.Scene(trimesh.creation.box()).export(file_type="glb")
+def glb_parts(glb: bytes) -> tuple[dict, bytes]:
+    """A GLB's JSON document and its binary chunk."""
     json_length = struct.unpack("<I", glb[12:16])[0]
     document = json.loads(glb[20 : 20 + json_length])
-    document["extensionsUsed"] = [extension]
-    document["extensionsRequired"] = [extension]
+    return document, glb[20 + json_length + 8 :]
+
+
+def make_glb(document: dict, binary: bytes = b"", version: int = 2) -> bytes:
     chunk = json.dumps(document).encode()
     chunk += b" " * (-len(chunk) % 4)
-    rest = glb[20 + json_length :]
-    body = struct.pack("<I", len(chunk)) + b"JSON" + chunk + rest
-    return b"glTF" + struct.pack("<II", 2, 12 + len(body)) + body
+    body = struct.pack("<I", len(chunk)) + b"JSON" + chunk
+    if binary:
+        binary += b"\0" * (-len(binary) % 4)
+        body += struct.pack("<I", len(binary)) + b"BIN\0" + binary
+    return b"glTF" + struct.pack("<II", version, 12 + len(body)) + body
+
+
+def glb_with_extension(extension: str) -> bytes:
+    """A valid GLB whose JSON declares (and requires) a mesh compression extension."""
+    document, binary = glb_parts(trimesh.Scene(trimesh.creation.box()).export(file_type="glb"))
+    document["extensionsUsed"] = [extension]
+    document["extensionsRequired"] = [extension]
+    return make_glb(document, binary)
+
+
+def nested_glb(depth: int) -> bytes:
+    """A box at the bottom of `depth` nested nodes (each node the only child of the last)."""
+    document, binary = glb_parts(trimesh.Scene(trimesh.creation.box()).export(file_type="glb"))
+    mesh = document["nodes"][document["scenes"][0]["nodes"][0]]["mesh"]
+    document["nodes"] = [{"children": [i + 1]} for i in range(depth - 1)] + [{"mesh": mesh}]
+    document["scenes"] = [{"nodes": [0]}]
+    return make_glb(document, binary)
+
+
+def chair() -> trimesh.Trimesh:
+    """A chair standing on +Z: four legs below the seat, the back rising at -Y. Its parts
+    tell up from down and front from back."""
+    box = trimesh.creation.box
+    move = trimesh.transformations.translation_matrix
+    legs = [
+        box(extents=[0.08, 0.08, 0.5], transform=move([x, y, 0.25]))
+        for x in (-0.25, 0.25)
+        for y in (-0.25, 0.25)
+    ]
+    seat = box(extents=[0.6, 0.6, 0.08], transform=move([0, 0, 0.54]))
+    back = box(extents=[0.6, 0.08, 0.6], transform=move([0, -0.26, 0.88]))
+    return trimesh.util.concatenate([*legs, seat, back])
+
+
+Z_UP_TO_Y_UP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=float)

@@ -26,6 +26,7 @@ from renderer import (
     MeshError,
     NoFacesError,
     NonFiniteError,
+    SceneTooComplexError,
     TooManyFacesError,
     UnsupportedFormatError,
     load_mesh,
@@ -33,7 +34,14 @@ from renderer import (
 )
 from renderer.workers import parser_pool
 from tests.polling import wait_until
-from tests.renderer.meshes import SCENE_BOUNDS, SCENE_FACES, glb_with_extension, two_part_scene
+from tests.renderer.meshes import (
+    SCENE_BOUNDS,
+    SCENE_FACES,
+    glb_with_extension,
+    make_glb,
+    nested_glb,
+    two_part_scene,
+)
 
 
 def _exports() -> dict[str, bytes]:
@@ -118,7 +126,8 @@ BROKEN: dict[str, tuple[bytes, str | None, type[MeshError]]] = {
     "png image": (_png(), "shape.obj", UnsupportedFormatError),
     "zip archive": (_zip_of_text(), None, UnsupportedFormatError),
     "random junk": (np.random.default_rng(0).bytes(2000), None, UnsupportedFormatError),
-    "unknown extension": (b"Kaydara FBX Binary  \x00", "shape.fbx", UnsupportedFormatError),
+    "unknown extension": (b"\x00\x01\x02 not a mesh", "shape.xyz", UnsupportedFormatError),
+    "truncated fbx": (b"Kaydara FBX Binary  \x00", "shape.fbx", MalformedMeshError),
     "truncated off": (f"OFF\n3 1 0\n{TRIANGLE}".encode(), None, MalformedMeshError),
     "garbage off": (b"OFF\n3 1 0\n0 0 zero\n1 0 0\n0 1 0\n3 0 1 2\n", None, MalformedMeshError),
     "truncated binary stl": (EXPORTS["stl-binary"][:-30], "shape.stl", MalformedMeshError),
@@ -148,13 +157,34 @@ BROKEN: dict[str, tuple[bytes, str | None, type[MeshError]]] = {
         DegenerateMeshError,
     ),
     "one point": (b"OFF\n3 1 0\n1 1 1\n1 1 1\n1 1 1\n3 0 1 2\n", None, DegenerateMeshError),
-    "gltf with external buffers": (
+    "gltf without its buffer": (
         trimesh.exchange.gltf.export_gltf(trimesh.Scene(trimesh.creation.box()))["model.gltf"],
+        None,
+        MalformedMeshError,
+    ),
+    "meshopt glb": (glb_with_extension("EXT_meshopt_compression"), None, CompressedContentError),
+    "gltf 1.0 glb": (
+        make_glb({"asset": {"version": "1.0"}}, version=1),
         None,
         UnsupportedFormatError,
     ),
-    "draco glb": (glb_with_extension("KHR_draco_mesh_compression"), None, CompressedContentError),
-    "meshopt glb": (glb_with_extension("EXT_meshopt_compression"), None, CompressedContentError),
+    "gltf 1.0 json": (
+        b'{"asset": {"version": "1.0"}, "meshes": {"box": {}}}',
+        "box.gltf",
+        UnsupportedFormatError,
+    ),
+    "2,000 nested nodes": (nested_glb(2000), None, SceneTooComplexError),
+    "a node cycle": (
+        make_glb(
+            {
+                "asset": {"version": "2.0"},
+                "nodes": [{"children": [1]}, {"children": [0]}],
+                "scenes": [{"nodes": [0]}],
+            }
+        ),
+        None,
+        MalformedMeshError,
+    ),  # fmt: skip
 }
 
 
