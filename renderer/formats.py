@@ -296,7 +296,9 @@ FORMATS_BY_EXTENSION: dict[str, Format] = {
     extension: fmt for fmt in FORMATS for extension in fmt.extensions
 }
 # A ZIP is a 3MF or an upload of a mesh with its files; the parser worker tells which.
+# Collada's .zae is such a ZIP.
 ZIP = "zip"
+ZIP_EXTENSIONS = (".zip", ".zae")
 SUPPORTED = "a 3D mesh (OFF, OBJ, STL, PLY, glTF/GLB, 3MF, FBX, Collada, Blender, 3DS, ... )"
 
 _NOT_MESHES: tuple[tuple[bytes, str], ...] = (
@@ -315,8 +317,37 @@ _NOT_MESHES: tuple[tuple[bytes, str], ...] = (
 
 
 def accepted_extensions() -> list[str]:
-    """Every file extension we read (lower case, with the dot, sorted), plus `.zip`."""
-    return sorted([*FORMATS_BY_EXTENSION, ".zip"])
+    """Every file extension we read (lower case, with the dot, sorted), ZIPs included."""
+    return sorted([*FORMATS_BY_EXTENSION, *ZIP_EXTENSIONS])
+
+
+_READER_NAMES = {OWN: "gmvit (own parser)", TRIMESH: "trimesh", ASSIMP: "assimp"}
+_UP_NAMES = {Z_UP: "Z", Y_UP: "Y, turned Z-up", FILE_UP: "the file's, turned Z-up"}
+
+
+def _by_content(fmt: Format) -> str:
+    if fmt.name == "3mf":
+        return "yes (a ZIP with 3D/3dmodel.model)"
+    return "yes" if fmt.sniff is not None else "name only"
+
+
+def markdown_table() -> str:
+    """The README's format table, one row per `FORMATS` entry."""
+    rows = [
+        "| format | extensions | by content | reader | up axis | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for fmt in sorted(FORMATS, key=lambda f: (f.reader != OWN, f.reader != TRIMESH, f.title)):
+        rows.append(
+            f"| {fmt.title} | {' '.join(fmt.extensions)} | "
+            f"{_by_content(fmt)} | {_READER_NAMES[fmt.reader]} | "
+            f"{_UP_NAMES[fmt.up]} | {fmt.note} |"
+        )
+    rows.append(
+        "| ZIP of a mesh and its files | .zip .zae | yes | the mesh's | the mesh's | "
+        "a 3MF if it holds 3D/3dmodel.model |"
+    )
+    return "\n".join(rows)
 
 
 def extension_of(filename: str | None) -> str:
@@ -341,7 +372,7 @@ def detect_format(data: bytes, filename: str | None = None) -> str:
     for fmt in FORMATS:
         if fmt.sniff is not None and fmt.weak_sniff and fmt.sniff(data):
             return fmt.name
-    if extension == ".zip":
+    if extension in ZIP_EXTENSIONS:
         raise MalformedMeshError("this ZIP archive is damaged")
     if extension:
         raise UnsupportedFormatError(

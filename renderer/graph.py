@@ -49,8 +49,7 @@ def flatten(
         node, parent, depth = stack.pop()
         if depth > limits.max_depth:
             raise SceneTooComplexError(
-                f"the scene nests its nodes more than {limits.max_depth} deep; "
-                f"the limit is {limits.max_depth}"
+                f"the scene nests its nodes deeper than {limits.max_depth} levels (the limit)"
             )
         node_key = key(node)
         if node_key in seen:
