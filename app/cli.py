@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -63,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.debug:  # library warnings are not for users: errors are one line
+        warnings.simplefilter("ignore")
     try:
         code = args.func(args)
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,14 @@ def load_limits(settings: Settings) -> renderer.LoadLimits:
     )
 
 
-def sha256_of(source: bytes | Path) -> str:
+def sha256_of(source: bytes | Path | Mapping[str, bytes]) -> str:
+    """Of a file's bytes; of several files, of their names and bytes in name order."""
+    if isinstance(source, Mapping):
+        digest = hashlib.sha256()
+        for name in sorted(source):
+            for part in (name.encode(), source[name]):
+                digest.update(len(part).to_bytes(8, "little") + part)
+        return digest.hexdigest()
     if isinstance(source, bytes):
         return hashlib.sha256(source).hexdigest()
     digest = hashlib.sha256()
@@ -50,7 +58,7 @@ def sha256_of(source: bytes | Path) -> str:
 
 
 def describe(
-    source: bytes | Path,
+    source: bytes | Path | Mapping[str, bytes],
     embedder: Embedder,
     settings: Settings,
     *,

@@ -40,6 +40,9 @@ from index import SearchHit, ShapeIndex, ShapeRecord
 
 log = logging.getLogger("gmvit.app")
 
+# A mesh as the renderer takes it: one file's bytes, or several named files.
+MeshSource = bytes | dict[str, bytes]
+
 TOP_CLASSES = 5
 PREVIEW_PX = 512
 
@@ -135,7 +138,7 @@ class ShapeService:
 
     async def describe(
         self,
-        data: bytes,
+        data: MeshSource,
         filename: str | None,
         timings: dict[str, float],
         admission: Admission,
@@ -163,7 +166,7 @@ class ShapeService:
 
     async def classify(
         self,
-        data: bytes,
+        data: MeshSource,
         filename: str | None,
         k: int,
         timings: dict[str, float],
@@ -195,7 +198,7 @@ class ShapeService:
 
     async def search_mesh(
         self,
-        data: bytes,
+        data: MeshSource,
         filename: str | None,
         k: int,
         label: str | None,
@@ -221,7 +224,7 @@ class ShapeService:
 
     async def add(
         self,
-        data: bytes,
+        data: MeshSource,
         filename: str | None,
         admission: Admission,
         *,

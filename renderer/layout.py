@@ -14,10 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from renderer.formats import FORMATS_BY_EXTENSION
+from renderer.formats import accepted_extensions
 
 SPLITS: tuple[str, ...] = ("train", "test")
-MESH_EXTENSIONS: tuple[str, ...] = tuple(sorted(FORMATS_BY_EXTENSION))
+MESH_EXTENSIONS: tuple[str, ...] = tuple(accepted_extensions())
+# Files a mesh names beside it: glTF buffers and images, OBJ materials. Not meshes, but
+# they travel with their mesh (an upload) and are not failures when they do.
+SIDE_FILE_EXTENSIONS = frozenset(
+    {".bin", ".mtl", ".png", ".jpg", ".jpeg", ".webp", ".ktx2", ".tga", ".bmp", ".dds"}
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,11 @@ class MeshFile:
 
 
 def is_mesh_file(path: Path) -> bool:
-    return path.suffix.lower() in FORMATS_BY_EXTENSION and path.is_file()
+    return path.suffix.lower() in MESH_EXTENSIONS and path.is_file()
+
+
+def is_side_file(path: Path) -> bool:
+    return path.suffix.lower() in SIDE_FILE_EXTENSIONS and path.is_file()
 
 
 def place(path: Path, root: Path) -> MeshFile:

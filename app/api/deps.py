@@ -13,7 +13,7 @@ from app import metrics, schemas
 from app.pool import Admission
 from app.service import ShapeService
 from app.settings import Settings
-from app.uploads import read_upload
+from app.uploads import MeshUpload, read_mesh_parts
 from renderer.layout import MESH_EXTENSIONS
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -89,12 +89,20 @@ ERRORS = {
 }
 NOT_FOUND = {404: {"model": schemas.ErrorOut}}
 
-MeshFile = Annotated[UploadFile, File(description=f"a mesh file: {', '.join(MESH_EXTENSIONS)}")]
+MeshFile = Annotated[
+    list[UploadFile],
+    File(
+        description=f"a mesh file ({', '.join(MESH_EXTENSIONS)}; a .zip of a mesh and its "
+        "files), or several parts: a mesh and the files it names (a .gltf and its .bin)"
+    ),
+]
 
 
-async def read_mesh(file: UploadFile, settings: Settings, timings: dict[str, float]) -> bytes:
+async def read_mesh(
+    files: list[UploadFile], settings: Settings, timings: dict[str, float]
+) -> MeshUpload:
     with metrics.stage("read", timings):
-        return await read_upload(file, settings.max_upload_bytes)
+        return await read_mesh_parts(files, settings.max_upload_bytes)
 
 
 def not_found(what: str) -> HTTPException:

@@ -42,8 +42,8 @@ async def classify(
     shapes in the index, with the rendered views and per-stage timings."""
     start = time.perf_counter()
     timings: dict[str, float] = {}
-    data = await read_mesh(file, service.settings, timings)
-    result = await service.classify(data, file.filename, top_k, timings, admission)
+    upload = await read_mesh(file, service.settings, timings)
+    result = await service.classify(upload.source, upload.filename, top_k, timings, admission)
     probabilities = [
         schemas.ClassProbability(label=label, probability=round(p, 6))
         for label, p in result.probabilities
@@ -73,7 +73,7 @@ async def classify(
 async def search(
     service: ServiceDep,
     admission: AdmissionDep,
-    file: Annotated[UploadFile | None, File(description="a mesh to search with")] = None,
+    file: Annotated[list[UploadFile] | None, File(description="a mesh to search with")] = None,
     shape_id: Annotated[
         schemas.ShapeId | None, Form(description="or: an indexed shape's id")
     ] = None,
@@ -87,9 +87,9 @@ async def search(
     start = time.perf_counter()
     timings: dict[str, float] = {}
     if file is not None:
-        data = await read_mesh(file, service.settings, timings)
+        upload = await read_mesh(file, service.settings, timings)
         hits = await service.search_mesh(
-            data, file.filename, top_k, label or None, timings, admission
+            upload.source, upload.filename, top_k, label or None, timings, admission
         )
     else:
         hits = await service.search_shape(shape_id, top_k, label or None, timings)

@@ -39,9 +39,9 @@ async def add_shape(
 ) -> schemas.ShapeCreated:
     """Index a mesh. An identical file (same sha256) already indexed is not added again:
     the answer is that shape with `duplicate: true` (status 200 instead of 201)."""
-    data = await read_mesh(file, service.settings, {})
+    upload = await read_mesh(file, service.settings, {})
     added = await service.add(
-        data, file.filename, admission, name=name or None, label=label or None
+        upload.source, upload.filename, admission, name=name or None, label=label or None
     )
     if added.duplicate:
         response.status_code = 200

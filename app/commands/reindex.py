@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from app.cli import CLIError
 from app.client import Client, add_client_arguments, print_json
-from renderer.layout import mesh_files
+from renderer.layout import is_side_file, mesh_files
 
 POLL_S = 0.5
 
@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _upload(client: Client, folder: Path) -> dict:
-    paths = [entry.path for entry in mesh_files(folder)]
+    # Mesh files, and the files they name (a glTF's .bin and images, an OBJ's .mtl).
+    meshes = {entry.path for entry in mesh_files(folder)}
+    paths = sorted(p for p in folder.rglob("*") if p in meshes or is_side_file(p))
     if not paths:
         raise CLIError(f"{folder}: no mesh files in it")
     with contextlib.ExitStack() as stack:

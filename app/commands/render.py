@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from app.cli import CLIError
-from renderer import RIGS, load_mesh, normalize, render_views, view_grid
+from renderer import FORMATS, RIGS, load_mesh, normalize, render_views, view_grid
 
 # Depth PNGs are 16-bit: distance in units of 1/10000 of the unit sphere, 0 = background.
 DEPTH_PNG_SCALE = 10_000
@@ -20,9 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "render",
         help="render a mesh file into the views GMViT sees",
         description=(
-            "Load a mesh (OFF, OBJ, STL, PLY, glTF/GLB, 3MF), normalise it to the unit "
-            "sphere and render it from every camera of a rig. Writes a labelled grid (-o) "
-            "and/or one PNG per view (--views-dir, view_00.png, view_01.png, ...)."
+            "Load a mesh, normalise it to the unit sphere and render it from every camera of "
+            "a rig. Writes a labelled grid (-o) and/or one PNG per view (--views-dir, "
+            "view_00.png, view_01.png, ...). Formats: "
+            + ", ".join(fmt.title.split(" (")[0] for fmt in FORMATS)
+            + "; or a .zip of a mesh and its files. Files a mesh names (a glTF's .bin) are "
+            "read from its folder."
         ),
     )
     parser.add_argument("file", type=Path, help="the mesh file")

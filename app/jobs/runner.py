@@ -31,7 +31,7 @@ from app.settings import Settings
 from gmvit import Embedder
 from index import ShapeIndex
 from renderer.files import write_atomic
-from renderer.layout import MESH_EXTENSIONS
+from renderer.layout import MESH_EXTENSIONS, is_side_file
 
 log = logging.getLogger("gmvit.jobs")
 
@@ -104,7 +104,8 @@ def plan(
     files = mesh_files(root)
     if uploaded:
         meshes = {entry.path for entry in files}
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and p not in meshes):
+        others = (p for p in root.rglob("*") if p.is_file() and p not in meshes)
+        for path in sorted(p for p in others if not is_side_file(p)):
             name = path.relative_to(root).as_posix()
             store.add_failure(job_id, "plan", name, "not a mesh file (unknown extension)")
     if not files:
