@@ -42,6 +42,10 @@ from renderer.limits import LoadLimits
 
 # Relative to the squared bounding-box diagonal: below this the mesh has no visible area.
 _MIN_RELATIVE_AREA = 1e-12
+_AREA_CHUNK = 1 << 16
+# Vertex clustering starts on a grid this fine (cells per side of the bounding cube): at
+# most a fraction of a pixel in views of 224 px, where the unit sphere is 200 px wide.
+_FINEST_GRID = 1024
 # Y-up to Z-up: a rotation of +90 degrees about X, (x, y, z) -> (x, -z, y).
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 _AXES = np.eye(3)
@@ -72,6 +76,11 @@ def parse_request(request: LoadRequest) -> tuple[np.ndarray, np.ndarray]:
     if len(faces) > limits.render_faces:
         vertices, faces = simplify(vertices, faces, limits.render_faces)
     return vertices, faces
+
+
+def parse_mesh(data: bytes, fmt: str, max_faces: int) -> tuple[np.ndarray, np.ndarray]:
+    """`parse_request` for bytes alone, in this process (what the worker runs)."""
+    return parse_request(LoadRequest(data, fmt, LoadLimits(max_faces=max_faces)))
 
 
 def _bundle(request: LoadRequest) -> tuple[Bundle, Format]:
@@ -135,30 +144,60 @@ def _declared_up(metadata: dict[str, int]) -> np.ndarray:
 
 
 def simplify(vertices: np.ndarray, faces: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most `budget` faces of the same shape (quadric edge collapses). Vertices shared
-    by several faces are merged first: a triangle soup has no edges to collapse."""
-    import fast_simplification
-
-    vertices, inverse = np.unique(vertices, axis=0, return_inverse=True)
-    faces = inverse.reshape(-1)[faces]
-    faces = faces[
-        (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    ]
-    vertices, faces = fast_simplification.simplify(
-        vertices, faces.astype(np.int32), target_count=budget, agg=7.0
+    """At most `budget` faces of the same shape, by vertex clustering: vertices in one cell
+    of a grid over the bounding cube become one (their mean), faces that collapse or
+    repeat go. The grid starts finer than a view's pixels and is coarsened until the faces
+    fit. Linear in the mesh's size (a sort aside), so the time limit holds for the largest
+    legal mesh."""
+    low = vertices.min(axis=0)
+    extent = float((vertices.max(axis=0) - low).max())
+    resolution = _FINEST_GRID
+    while True:
+        cluster = _cluster(vertices, low, extent, resolution)
+        # A surface has about two faces per vertex: guess the grid that fits the budget.
+        estimate = 2 * (int(cluster.max()) + 1)
+        if estimate > budget and resolution > 2:
+            shrink = max(min((budget / estimate) ** 0.5, 0.7), 0.1)
+            resolution = max(int(resolution * shrink), 2)
+            continue
+        clustered = _unique_faces(cluster[faces])
+        if len(clustered) <= budget or resolution <= 2:
+            break
+        resolution = max(int(resolution * 0.7), 2)
+    counts = np.bincount(cluster)
+    means = np.stack(
+        [np.bincount(cluster, weights=vertices[:, k]) / counts for k in range(3)], axis=1
     )
-    faces = faces.astype(np.int64)
-    if len(faces) > budget:  # it stopped short of the target: keep the largest faces
-        faces = _largest_faces(vertices, faces, budget)
-    return vertices, faces
+    return means, clustered[:budget]
 
 
-def _largest_faces(vertices: np.ndarray, faces: np.ndarray, count: int) -> np.ndarray:
-    triangles = vertices[faces]
-    area = np.linalg.norm(
-        np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1
-    )
-    return faces[np.sort(np.argsort(-area, kind="stable")[:count])]
+def _cluster(vertices: np.ndarray, low: np.ndarray, extent: float, resolution: int) -> np.ndarray:
+    """The grid cell of every vertex, numbered 0..cells-1."""
+    cells = np.minimum((vertices - low) * (resolution / extent), resolution - 1).astype(np.int64)
+    keys = (cells[:, 0] * resolution + cells[:, 1]) * resolution + cells[:, 2]
+    return np.unique(keys, return_inverse=True)[1].reshape(-1)
+
+
+def _unique_faces(faces: np.ndarray) -> np.ndarray:
+    """Faces that kept three corners, each once (in its first winding)."""
+    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2])
+                  & (faces[:, 0] != faces[:, 2])]  # fmt: skip
+    faces = _canonical_rows(faces)
+    if len(faces) and faces.max() < 1 << 21:  # three indices in one int64: a fast 1-D sort
+        _, first = np.unique(
+            (faces[:, 0] << 42) | (faces[:, 1] << 21) | faces[:, 2], return_index=True
+        )
+    else:
+        _, first = np.unique(faces, axis=0, return_index=True)
+    return faces[np.sort(first)]
+
+
+def _canonical_rows(faces: np.ndarray) -> np.ndarray:
+    """Each face rotated to start at its smallest index (winding kept), so a face met twice
+    is the same row."""
+    first = faces.argmin(axis=1)
+    order = (first[:, None] + np.arange(3)) % 3
+    return np.take_along_axis(faces, order, axis=1)
 
 
 def validate(vertices: np.ndarray, faces: np.ndarray, max_faces: int) -> None:
@@ -184,22 +223,33 @@ def validate(vertices: np.ndarray, faces: np.ndarray, max_faces: int) -> None:
             f"a face refers to vertex {bad}, but the file has only {len(vertices)} vertices "
             f"(valid: 0..{len(vertices) - 1})"
         )
-    triangles = vertices[faces]
-    area = (
-        0.5
-        * np.linalg.norm(
-            np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1
-        ).sum()
-    )
-    used = vertices[np.unique(faces)]
-    diagonal = float(np.linalg.norm(used.max(axis=0) - used.min(axis=0)))
-    if diagonal == 0.0 or area <= _MIN_RELATIVE_AREA * diagonal**2:
+    used = np.zeros(len(vertices), dtype=bool)
+    used[faces.reshape(-1)] = True
+    corners = vertices[used]
+    diagonal = float(np.linalg.norm(corners.max(axis=0) - corners.min(axis=0)))
+    if diagonal == 0.0 or not _area_exceeds(vertices, faces, _MIN_RELATIVE_AREA * diagonal**2):
         raise DegenerateMeshError(
             f"all {len(faces)} faces have zero area (the mesh collapses to a point or a line)"
         )
 
 
+def _area_exceeds(vertices: np.ndarray, faces: np.ndarray, threshold: float) -> bool:
+    """Whether the faces' total area passes `threshold`, summed in chunks that stop as
+    soon as it does (the first chunk, for any real mesh)."""
+    total = 0.0
+    for start in range(0, len(faces), _AREA_CHUNK):
+        corners = vertices[faces[start : start + _AREA_CHUNK]]
+        edges = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        total += 0.5 * float(np.linalg.norm(edges, axis=1).sum())
+        if total > threshold:
+            return True
+    return False
+
+
 def _parse_off(data: bytes, max_faces: int) -> tuple[np.ndarray, np.ndarray]:
+    fast = _parse_plain_off(data, max_faces)
+    if fast is not None:
+        return fast
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
@@ -239,6 +289,40 @@ def _parse_off(data: bytes, max_faces: int) -> tuple[np.ndarray, np.ndarray]:
             "this OFF file has a vertex or face line that is not numbers"
         ) from None
     return vertices, faces
+
+
+_PLAIN_OFF_HEADER = re.compile(rb"OFF(\d*)")
+
+
+def _parse_plain_off(data: bytes, max_faces: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The common large case in one pass over the tokens: no comments, XYZ vertices,
+    triangles only. None when the file is anything else (the line parser reads it)."""
+    if b"#" in data or not data.isascii():
+        return None
+    tokens = data.split()
+    header = _PLAIN_OFF_HEADER.fullmatch(tokens[0]) if tokens else None
+    if header is None:
+        return None
+    counts = ([header.group(1)] if header.group(1) else []) + tokens[1:3]
+    try:
+        num_vertices, num_faces = int(counts[0]), int(counts[1])
+    except (ValueError, IndexError):
+        return None
+    if num_faces > max_faces:
+        raise TooManyFacesError(
+            f"the file declares {num_faces:,} faces; the limit is {max_faces:,}"
+        )
+    body = tokens[(3 if header.group(1) else 4) :]
+    if num_vertices < 0 or num_faces < 0 or len(body) != 3 * num_vertices + 4 * num_faces:
+        return None
+    try:
+        vertices = np.array(body[: 3 * num_vertices], dtype=np.float64).reshape(-1, 3)
+        faces = np.array(body[3 * num_vertices :], dtype=np.int64).reshape(-1, 4)
+    except ValueError:
+        return None
+    if not (faces[:, 0] == 3).all():
+        return None
+    return vertices, faces[:, 1:]
 
 
 def _rows(lines: list[str], width: int, dtype: type) -> np.ndarray:

@@ -81,7 +81,9 @@ def test_parts_that_do_not_make_one_mesh_are_a_4xx_with_a_message(server: Server
 
 
 def test_a_deep_hostile_scene_is_refused_and_holds_no_slot(server: Server) -> None:
-    response = server.http.post("/classify", files={"file": ("deep.glb", nested_glb(2000))})
+    response = server.http.post(
+        "/classify", files={"file": ("deep.glb", nested_glb(2000, box_on_every_node=True))}
+    )
     assert response.status_code == 422 and "deeper than" in response.json()["detail"]
     ready = server.http.get("/readyz")
     assert ready.status_code == 200

@@ -63,11 +63,13 @@ def glb_with_extension(extension: str) -> bytes:
     return make_glb(document, binary)
 
 
-def nested_glb(depth: int) -> bytes:
-    """A box at the bottom of `depth` nested nodes (each node the only child of the last)."""
+def nested_glb(depth: int, *, box_on_every_node: bool = False) -> bytes:
+    """A box at the bottom of `depth` nested nodes (each node the only child of the last),
+    or on every one of them (what held a parser for its whole time limit: 2,000 of them)."""
     document, binary = glb_parts(trimesh.Scene(trimesh.creation.box()).export(file_type="glb"))
     mesh = document["nodes"][document["scenes"][0]["nodes"][0]]["mesh"]
-    document["nodes"] = [{"children": [i + 1]} for i in range(depth - 1)] + [{"mesh": mesh}]
+    box = {"mesh": mesh, "translation": [0.01, 0, 0]} if box_on_every_node else {}
+    document["nodes"] = [{**box, "children": [i + 1]} for i in range(depth - 1)] + [{"mesh": mesh}]
     document["scenes"] = [{"nodes": [0]}]
     return make_glb(document, binary)
 
