@@ -190,15 +190,18 @@ def test_bad_uploads_get_a_4xx_with_a_message(client, data, name, status, words)
     assert words.lower() in detail.lower()
 
 
-def test_a_zip_archive_is_refused(client: TestClient) -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("chair.off", CHAIR)
-    response = client.post(
-        "/shapes", files={"file": ("chair.zip", buffer.getvalue())}, headers=WRITE
-    )
+def test_a_zip_archive_is_read_as_a_mesh_with_its_files(client: TestClient) -> None:
+    def zipped(name: str, data: bytes) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(name, data)
+        return buffer.getvalue()
+
+    response = client.post("/classify", files={"file": ("chair.zip", zipped("chair.off", CHAIR))})
+    assert response.status_code == 200, response.text
+    response = client.post("/classify", files={"file": ("notes.zip", zipped("a.txt", b"hi"))})
     assert response.status_code == 422
-    assert "ZIP" in response.json()["detail"]
+    assert "no mesh file" in response.json()["detail"]
 
 
 def test_oversized_uploads_are_refused_with_413(client: TestClient) -> None:
