@@ -1,6 +1,6 @@
 """How good is the descriptor: the same shape found again, real furniture named, unknowns told.
 
-Three parts, measured on one checkpoint in one run (`--parts` picks some):
+Three parts, measured in one run (`--parts` picks some):
 
 - `instance`: for each mesh of a gallery (held-out synthetic test shapes; real meshes no one
   on the project made, `bench.corpus`), a perturbed copy (`bench.perturb`: noise, rotation,
@@ -13,9 +13,9 @@ Three parts, measured on one checkpoint in one run (`--parts` picks some):
   holding the demo set and then the synthetic training set; then the furniture itself
   indexed, and each shape's `/search` ranking (itself left out) scored by category mAP
   and P@10.
-- `open-set`: held-out synthetic families (`bench.held_out`) against test shapes of the
-  known classes, through the same server: AUROC of the head's top probability and of the
-  nearest labelled neighbour's similarity (demo set, training set).
+- `open-set`: the synthetic held-out families (`gmvit.data.synth.HELD_OUT`) against test
+  shapes of the known classes, through the same server: AUROC of the head's top
+  probability and of the nearest labelled neighbour's similarity (demo set, training set).
 
     python -m bench.descriptor --weights W [W ...] [--quick] [--parts ...] [--json F]
 
@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 import gmvit
 import renderer
-from bench import baselines, corpus, held_out, metrics, perturb
+from bench import baselines, corpus, metrics, perturb
 from bench.server import Server, serving
 from gmvit.data import synth
 from gmvit.evaluate import classification_scores
@@ -107,13 +107,6 @@ def synth_folder(data_dir: Path, classes: Sequence[str], split: str, per_class: 
             classes=tuple(classes),
             progress=False,
         ),
-    )
-
-
-def held_out_folder(data_dir: Path, per_family: int) -> Path:
-    return _written_once(
-        data_dir / "synth" / f"held-out-{_key(held_out.families())}" / f"test-{per_family}",
-        lambda staging: held_out.generate(staging, per_family),
     )
 
 
@@ -584,7 +577,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 corpus_dir,
                 furniture,
                 _per_class(own_test, sizes.open_per_class),
-                labelled_files(held_out_folder(args.data, sizes.open_per_class)),
+                labelled_files(
+                    synth_folder(args.data, synth.HELD_OUT, "test", sizes.open_per_class)
+                ),
                 synth_folder(args.data, own, "train", sizes.index_per_class),
                 own,
                 args.parts,
