@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +74,15 @@ def client(app_root: Path, tiny_weights: Path) -> Iterator[TestClient]:
 
 
 WRITE = {"X-API-Key": API_KEY}
+
+
+@contextmanager
+def index_write_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the index's write lock, as another process would: a reindex cannot commit."""
+    (lock,) = (data_dir / "index").glob("*/LOCK")
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from tests.app.conftest import API_KEY, WRITE, make_settings, synth_off
+from tests.polling import wait_job
 
 CHAIR = synth_off("chair", 1)
 MONITOR = synth_off("monitor", 2)
@@ -88,6 +89,10 @@ def test_a_read_key_closes_reads(tmp_path, tiny_weights) -> None:
             "/shapes", files={"file": ("c.off", CHAIR)}, headers={"X-API-Key": "reader"}
         )
         assert write.status_code == 401
+        # No shared cache may hand a thumbnail to someone without the key.
+        added = client.post("/shapes", files={"file": ("c.off", CHAIR)}, headers=WRITE).json()
+        thumbnail = client.get(added["shape"]["thumbnail_url"], headers={"X-API-Key": "reader"})
+        assert thumbnail.headers["cache-control"].startswith("private")
 
 
 def test_add_is_idempotent_by_content_and_the_shape_can_be_read_back(client) -> None:
@@ -255,3 +260,48 @@ def test_the_page_and_its_assets_are_served(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "drop-zone" in page.text
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_absurd_input_gets_a_4xx_never_a_500(client: TestClient, app_root) -> None:
+    too_big = "99999999999999999999"
+    assert client.get(f"/shapes/{too_big}").status_code == 422
+    assert client.get(f"/shapes/{too_big}/thumbnail.png").status_code == 422
+    assert client.delete(f"/shapes/{too_big}", headers=WRITE).status_code == 422
+    assert client.get("/shapes", params={"offset": too_big}).status_code == 422
+    assert client.post("/search", data={"shape_id": too_big}).status_code == 422
+    assert client.get("/jobs/" + "x" * 65).status_code == 422
+    mesh = synth_off("chair", 3)
+    long_name = client.post(
+        "/reindex", files=[("files", ("a" * 256 + ".off", mesh))], headers=WRITE
+    )
+    assert long_name.status_code == 400 and "255 bytes" in long_name.json()["detail"]
+    # A NUL in a part's file name: refused, or (where the client drops it) indexed.
+    nul = client.post("/reindex", files=[("files", ("a\x00b.off", mesh))], headers=WRITE)
+    assert nul.status_code in (202, 400), nul.text
+    if nul.status_code == 202:
+        assert wait_job(client, nul.json()["id"])["state"] == "succeeded"
+    nul_folder = client.post(
+        "/reindex", data={"folder": f"{app_root}/allowed/x\x00y"}, headers=WRITE
+    )
+    assert nul_folder.status_code in (400, 403), nul_folder.text
+    # A file and a folder of the same name are both kept; a file that is not a mesh is a
+    # failure the job lists, not a file that vanishes.
+    files = [
+        ("files", ("a", mesh)),
+        ("files", ("a/x.off", synth_off("sofa", 4))),
+        ("files", ("notes.txt", b"hello")),
+    ]
+    job = client.post("/reindex", files=files, headers=WRITE)
+    assert job.status_code == 202, job.text
+    done = wait_job(client, job.json()["id"])
+    assert done["state"] == "succeeded", done
+    assert {f["file"] for f in done["failures"]} >= {"notes.txt"}
+    assert not list((app_root / "var" / "jobs").iterdir())  # no job folder left behind
+
+
+def test_every_response_carries_the_security_headers(client: TestClient) -> None:
+    for path in ("/", "/healthz", "/shapes", "/static/app.js"):
+        headers = client.get(path).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"

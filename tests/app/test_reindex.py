@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from tests.app.conftest import WRITE, make_settings, synth_off
+from tests.app.conftest import WRITE, index_write_lock, make_settings, synth_off
 from tests.polling import wait_job
 
 JOB_TIMEOUT_S = 120.0
@@ -35,18 +32,6 @@ def write_set(folder: Path, shapes: dict[str, int], seed: int = 0) -> None:
             path = folder / label / "train" / f"{label}_{i + 1:04d}.off"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(synth_off(label, 1000 * seed + 10 * number + i))
-
-
-@contextmanager
-def index_write_lock(root: Path) -> Iterator[None]:
-    """Hold the index's write lock, as another process would: a reindex cannot commit."""
-    (lock,) = (root / "var" / "index").glob("*/LOCK")
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def labels(client: TestClient) -> dict[str | None, int]:
@@ -168,7 +153,7 @@ def test_a_queued_job_can_be_cancelled(client, root) -> None:
     folder = root / "allowed" / "set-b"
     write_set(folder, {"bathtub": 4}, seed=5)
     # The first job cannot end while the lock is held, so the second is still queued.
-    with index_write_lock(root):
+    with index_write_lock(root / "var"):
         first = client.post("/reindex", data={"folder": str(folder)}, headers=WRITE).json()
         second = client.post("/reindex", data={"folder": str(folder)}, headers=WRITE).json()
         cancelled = client.delete(f"/jobs/{second['id']}", headers=WRITE)
