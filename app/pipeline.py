@@ -13,15 +13,27 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 import renderer
 from app.metrics import stage
 from app.settings import Settings
-from gmvit import Embedder
+from gmvit import Embedding
 
 THUMBNAIL_PX = 256
+
+
+class ViewEmbedder(Protocol):
+    """What `describe` needs of a model: its rig and image size, and views in, embedding
+    out (a `gmvit.Embedder`, or the `BatchingEmbedder` in front of one)."""
+
+    model_id: str
+    rig: str
+    image_size: int
+
+    def embed(self, views: np.ndarray) -> Embedding: ...
 
 
 @dataclass
@@ -59,7 +71,7 @@ def sha256_of(source: bytes | Path | Mapping[str, bytes]) -> str:
 
 def describe(
     source: bytes | Path | Mapping[str, bytes],
-    embedder: Embedder,
+    embedder: ViewEmbedder,
     settings: Settings,
     *,
     filename: str | None = None,

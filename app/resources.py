@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 import gmvit
+from app.batcher import BatchingEmbedder
 from app.settings import DEFAULT_WEIGHTS, Settings
 from gmvit.data import synth
 from index import ShapeIndex
@@ -65,8 +66,15 @@ def weights_path(settings: Settings) -> Path:
     return fallback
 
 
-def load_embedder(settings: Settings) -> gmvit.Embedder:
-    return gmvit.Embedder(weights_path(settings), threads=settings.threads)
+def load_embedder(settings: Settings) -> BatchingEmbedder:
+    """The model to serve, behind a micro-batcher (`GMVIT_EMBED_BATCH`, `..._WAIT_MS`)."""
+    return batching(settings, gmvit.Embedder(weights_path(settings), threads=settings.threads))
+
+
+def batching(settings: Settings, embedder: gmvit.Embedder) -> BatchingEmbedder:
+    return BatchingEmbedder(
+        embedder, max_batch=settings.embed_batch, max_wait_ms=settings.embed_wait_ms
+    )
 
 
 def open_index(settings: Settings, model_id: str) -> ShapeIndex:

@@ -22,6 +22,7 @@ import numpy as np
 
 import gmvit
 from app import metrics, pipeline, resources
+from app.batcher import BatchingEmbedder
 from app.jobs import (
     InProcessJobs,
     Job,
@@ -84,14 +85,14 @@ class ShapeService:
     def __init__(
         self,
         settings: Settings,
-        embedder: gmvit.Embedder,
+        embedder: BatchingEmbedder,
         index: ShapeIndex,
         jobs: JobBackend,
         *,
         random_weights: bool,
     ) -> None:
         self.settings = settings
-        self.embedder = embedder
+        self.embedder = embedder  # batched: requests and in-process jobs share its passes
         self.index = index
         self.jobs = jobs
         self.random_weights = random_weights
@@ -103,13 +104,14 @@ class ShapeService:
     @classmethod
     def open(cls, settings: Settings) -> ShapeService:
         weights = resources.weights_path(settings)
-        embedder = gmvit.Embedder(weights, threads=settings.threads)
+        embedder = resources.batching(settings, gmvit.Embedder(weights, threads=settings.threads))
         index = resources.open_index(settings, embedder.model_id)
         folders = JobFolders(settings.jobs_dir)
         if settings.redis_url:
             jobs: JobBackend = RQJobs(settings.redis_url, folders, settings.job_stale_s)
         else:
-            jobs = InProcessJobs(ReindexTarget(settings, embedder, index, folders, threads=1))
+            target = ReindexTarget(settings, embedder, index, folders, threads=settings.workers)
+            jobs = InProcessJobs(target)
         service = cls(
             settings,
             embedder,
@@ -125,6 +127,7 @@ class ShapeService:
         self._reaper.join()
         self.jobs.close()
         self.pool.shutdown()
+        self.embedder.close()
         self.index.close()
 
     def _reap(self) -> None:

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     workers: int = Field(2, ge=1, description="render/embed threads of the server")
     queue: int = Field(4, ge=0, description="requests admitted beyond the busy workers before 503")
     threads: int | None = Field(None, ge=1, description="torch threads of the embedder")
+    embed_batch: int = Field(
+        8, ge=1, description="shapes at most in one forward pass (requests and jobs share it)"
+    )
+    embed_wait_ms: float = Field(
+        5.0, ge=0, description="how long a forward waits for more shapes to batch"
+    )
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="server-side folders POST /reindex may read"
     )

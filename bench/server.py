@@ -51,6 +51,19 @@ class Server:
                 f"the server exited with code {self.process.returncode}:\n" + "\n".join(tail)
             )
 
+    def wait_ready(self, timeout_s: float = 600.0) -> None:
+        """Until /readyz answers 200 (the model loaded and the index open)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass  # still starting
+            time.sleep(0.2)
+        raise RuntimeError(f"the server was not ready within {timeout_s:.0f} s")
+
     def wait_for_job(self, job_id: str | None = None, timeout_s: float = 3600.0) -> dict:
         """Poll a job (by default the newest) until it ends; return it if it succeeded."""
         deadline = time.monotonic() + timeout_s

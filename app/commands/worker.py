@@ -46,5 +46,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         jobs.run_worker(target, settings.redis_url, burst=args.burst)
     finally:
+        target.close()
+        embedder.close()
         target.index.close()
     return 0

@@ -97,6 +97,7 @@ class InProcessJobs:
             if not job.finished:
                 state.cancel(self.store, job.id)
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self.target.close()
 
 
 class RQJobs:

@@ -28,7 +28,6 @@ from app.jobs import state
 from app.jobs.layout import JobFolders, mesh_files
 from app.jobs.state import JobStore
 from app.settings import Settings
-from gmvit import Embedder
 from index import ShapeIndex
 from renderer.files import write_atomic
 from renderer.layout import MESH_EXTENSIONS, is_side_file
@@ -50,10 +49,17 @@ class ReindexTarget:
     processes), the job folders, and how many files it renders at once."""
 
     settings: Settings
-    embedder: Embedder
+    embedder: pipeline.ViewEmbedder
     index: ShapeIndex
     folders: JobFolders
     threads: int = 1
+
+    def __post_init__(self) -> None:
+        # Kept for every chunk: each thread keeps its renderer (a GL context) between files.
+        self.render_threads = ThreadPoolExecutor(self.threads, thread_name_prefix="reindex")
+
+    def close(self) -> None:
+        self.render_threads.shutdown(wait=True, cancel_futures=True)
 
 
 # ------------------------------------------------------------------ ending a job
@@ -129,29 +135,29 @@ def _describe_file(
 def _describe_all(
     files: list[tuple[Path, str | None]], target: ReindexTarget, inside: list[Path]
 ) -> Iterator[tuple[Path, str | None, tuple[pipeline.Described, str] | Exception]]:
-    """Describe files on `target.threads` threads, yielding (path, label, result) in order;
-    the result is (Described, sha256), or the file's MeshError or OSError. Few files are
-    in flight at once, so a cancel is quick."""
+    """Describe files on the target's threads, yielding (path, label, result) in order; the
+    result is (Described, sha256), or the file's MeshError or OSError. A pipeline: while
+    one file embeds (in a batch shared with other threads), the next ones load and render.
+    Few files are in flight at once, so a cancel is quick."""
     window = 2 * target.threads
-    with ThreadPoolExecutor(target.threads, thread_name_prefix="reindex") as executor:
-        pending: list[tuple[Path, str | None, Future]] = []
-        queue = iter(files)
-        try:
-            while True:
-                while len(pending) < window and (item := next(queue, None)) is not None:
-                    path, label = item
-                    future = executor.submit(_describe_file, path, target, inside)
-                    pending.append((path, label, future))
-                if not pending:
-                    return
-                path, label, future = pending.pop(0)
-                try:
-                    yield path, label, future.result()
-                except (renderer.MeshError, OSError) as exc:
-                    yield path, label, exc
-        finally:
-            for _, _, future in pending:
-                future.cancel()
+    pending: list[tuple[Path, str | None, Future]] = []
+    queue = iter(files)
+    try:
+        while True:
+            while len(pending) < window and (item := next(queue, None)) is not None:
+                path, label = item
+                future = target.render_threads.submit(_describe_file, path, target, inside)
+                pending.append((path, label, future))
+            if not pending:
+                return
+            path, label, future = pending.pop(0)
+            try:
+                yield path, label, future.result()
+            except (renderer.MeshError, OSError) as exc:
+                yield path, label, exc
+    finally:
+        for _, _, future in pending:
+            future.cancel()
 
 
 def run_chunk(
