@@ -11,7 +11,7 @@ record and its thumbnail. Rounds:
 - `snapshot lost`, `snapshot bytes flipped`, `log bytes flipped`: the generation's
   files damaged between two runs (the other copy must recover them).
 
-    PYOPENGL_PLATFORM=osmesa .venv/bin/python -m bench.reliability [--rounds 3]
+    PYOPENGL_PLATFORM=osmesa .venv/bin/python -m bench.reliability [--rounds 3] [--code DIR]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import trimesh
 
-from bench.server import Server, serving
+from bench.server import REPO, Server, serving
 from gmvit.data import synth
 
 KEY = "bench-key"
@@ -89,13 +89,15 @@ def ready(server: Server) -> Server:
     return server
 
 
-def kill_amid_adds(data_dir: Path, rng: random.Random, round_no: int) -> tuple[int, int]:
-    with serving(data_dir, api_key=KEY, demo="false") as server:
+def kill_amid_adds(
+    data_dir: Path, rng: random.Random, round_no: int, code: Path
+) -> tuple[int, int]:
+    with serving(data_dir, code=code, api_key=KEY, demo="false") as server:
         adder = Adder(ready(server), 10_000 * round_no)
         adder.wait_for(rng.randint(3, 12))
         server.process.kill()
         adder.stop()
-    with serving(data_dir, api_key=KEY, demo="false") as server:
+    with serving(data_dir, code=code, api_key=KEY, demo="false") as server:
         return len(adder.acknowledged), missing(ready(server), adder.acknowledged)
 
 
@@ -105,10 +107,12 @@ def _reindex_folder(data_dir: Path, round_no: int) -> Path:
     return folder
 
 
-def kill_amid_reindex(data_dir: Path, rng: random.Random, round_no: int) -> tuple[int, int]:
+def kill_amid_reindex(
+    data_dir: Path, rng: random.Random, round_no: int, code: Path
+) -> tuple[int, int]:
     folder = _reindex_folder(data_dir, round_no)
     settings = {"api_key": KEY, "demo": "false", "allowed_roots": folder.parent}
-    with serving(data_dir, **settings) as server:
+    with serving(data_dir, code=code, **settings) as server:
         ready(server)
         httpx.post(
             f"{server.url}/reindex", data={"folder": str(folder)}, headers=server.headers
@@ -117,14 +121,16 @@ def kill_amid_reindex(data_dir: Path, rng: random.Random, round_no: int) -> tupl
         adder.wait_for(rng.randint(2, 8))
         server.process.kill()
         adder.stop()
-    with serving(data_dir, **settings) as server:
+    with serving(data_dir, code=code, **settings) as server:
         return len(adder.acknowledged), missing(ready(server), adder.acknowledged)
 
 
-def adds_during_reindex(data_dir: Path, rng: random.Random, round_no: int) -> tuple[int, int]:
+def adds_during_reindex(
+    data_dir: Path, rng: random.Random, round_no: int, code: Path
+) -> tuple[int, int]:
     folder = _reindex_folder(data_dir, round_no)
     settings = {"api_key": KEY, "demo": "false", "allowed_roots": folder.parent}
-    with serving(data_dir, **settings) as server:
+    with serving(data_dir, code=code, **settings) as server:
         ready(server)
         job = httpx.post(
             f"{server.url}/reindex", data={"folder": str(folder)}, headers=server.headers
@@ -137,15 +143,15 @@ def adds_during_reindex(data_dir: Path, rng: random.Random, round_no: int) -> tu
 
 
 def _damaged(damage: Callable[[Path], None]):
-    def round_(data_dir: Path, rng: random.Random, round_no: int) -> tuple[int, int]:
-        with serving(data_dir, api_key=KEY, demo="false") as server:
+    def round_(data_dir: Path, rng: random.Random, round_no: int, code: Path) -> tuple[int, int]:
+        with serving(data_dir, code=code, api_key=KEY, demo="false") as server:
             adder = Adder(ready(server), 10_000 * round_no)
             adder.wait_for(rng.randint(3, 12))
             adder.stop()
         (model_dir,) = (data_dir / "index").glob("*/MODEL")
         live = model_dir.parent / (model_dir.parent / "CURRENT").read_text().strip()
         damage(live)
-        with serving(data_dir, api_key=KEY, demo="false") as server:
+        with serving(data_dir, code=code, api_key=KEY, demo="false") as server:
             return len(adder.acknowledged), missing(ready(server), adder.acknowledged)
 
     return round_
@@ -158,7 +164,7 @@ def _flip(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-SCENARIOS: dict[str, Callable[[Path, random.Random, int], tuple[int, int]]] = {
+SCENARIOS: dict[str, Callable[[Path, random.Random, int, Path], tuple[int, int]]] = {
     "kill -9 amid adds": kill_amid_adds,
     "kill -9 amid a reindex (adds meanwhile)": kill_amid_reindex,
     "adds during a reindex that commits": adds_during_reindex,
@@ -172,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--code", type=Path, default=REPO, help="the checkout to try")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     print("| scenario | rounds | acknowledged writes | lost |")
@@ -181,7 +188,7 @@ def main() -> None:
             acknowledged = lost = 0
             for round_no in range(args.rounds):
                 data_dir = Path(tmp) / f"s{number}-r{round_no}" / "var"
-                tried, gone = scenario(data_dir, rng, round_no + 1)
+                tried, gone = scenario(data_dir, rng, round_no + 1, args.code)
                 acknowledged += tried
                 lost += gone
             print(f"| {name} | {args.rounds} | {acknowledged} | {lost} |", flush=True)

@@ -96,12 +96,14 @@ class Server:
 
 
 @contextmanager
-def serving(data_dir: Path, **settings: object) -> Iterator[Server]:
-    """Run `gmvit serve` with GMVIT_DATA_DIR=data_dir and the given settings until the
-    block ends."""
+def serving(data_dir: Path, code: Path = REPO, **settings: object) -> Iterator[Server]:
+    """Run `gmvit serve` of the checkout at `code` (this one by default: another one to
+    compare with) with GMVIT_DATA_DIR=data_dir and the given settings until the block
+    ends."""
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GMVIT_")}
     env["PYOPENGL_PLATFORM"] = os.environ.get("PYOPENGL_PLATFORM", "osmesa")
+    env["PYTHONPATH"] = str(code)
     env["GMVIT_DATA_DIR"] = str(data_dir)
     env.update({f"GMVIT_{key.upper()}": str(value) for key, value in settings.items()})
     port = free_port()
@@ -109,7 +111,7 @@ def serving(data_dir: Path, **settings: object) -> Iterator[Server]:
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--port", str(port), "--log-level", "warning"],
-            cwd=REPO,
+            cwd=code,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

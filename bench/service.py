@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 
 from bench import index as index_bench
-from bench.server import serving
+from bench.server import REPO, serving
 
 CONCURRENCY = (1, 4, 16)
 STAGES = ("read", "queue", "render", "embed", "search", "preview")
@@ -99,41 +99,72 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def measure(code: Path, args: argparse.Namespace, tmp: Path) -> tuple[dict, list[dict], int]:
+    data_dir = tmp / f"var-{len(list(tmp.iterdir()))}"
+    settings = {"workers": args.workers, "queue": 32, "demo": "true"}
+    if args.weights:
+        settings["weights"] = args.weights
+    # A waiting room large enough that no request is refused: 16 clients queue, not 503.
+    with serving(data_dir, code=code, **settings) as server:
+        server.wait_for_job()
+        ready = httpx.get(f"{server.url}/readyz", timeout=5).json()
+        queries = _queries(data_dir)
+        # One untimed round: the renderer's parser processes and GL contexts start.
+        _run_level(server.url, "/classify", args.workers, args.workers * 2, queries)
+        rows = [
+            _run_level(server.url, route, clients, max(args.requests, 2 * clients), queries)
+            for route in ("/classify", "/search")
+            for clients in CONCURRENCY
+        ]
+    return ready, rows, len(queries)
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=24, help="per route and level")
     parser.add_argument("--workers", type=int, default=2, help="GMVIT_WORKERS of the server")
     parser.add_argument("--index-sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--skip-index", action="store_true", help="only the service part")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        nargs="+",
+        default=[REPO],
+        help="checkouts to measure one after the other (this one by default)",
+    )
+    parser.add_argument("--weights", type=Path, help="GMVIT_WEIGHTS (the same for every checkout)")
     args = parser.parse_args(argv)
 
+    tables = []
+    p50 = {}
     with tempfile.TemporaryDirectory(prefix="gmvit-bench-") as tmp:
-        data_dir = Path(tmp) / "var"
-        # A waiting room large enough that no request is refused: 16 clients queue, not 503.
-        with serving(data_dir, workers=args.workers, queue=32, demo="true") as server:
-            server.wait_for_job()
-            ready = httpx.get(f"{server.url}/readyz", timeout=5).json()
-            queries = _queries(data_dir)
-            # One untimed round: the renderer's parser processes and GL contexts start.
-            _run_level(server.url, "/classify", args.workers, args.workers * 2, queries)
-            rows = [
-                _run_level(server.url, route, clients, max(args.requests, 2 * clients), queries)
-                for route in ("/classify", "/search")
-                for clients in CONCURRENCY
-            ]
-
-    table = markdown(rows)
-    print(
-        f"model {ready['model_id']}{' (random weights)' if ready['random_weights'] else ''}, "
-        f"{ready['shapes']} shapes indexed, server GMVIT_WORKERS={args.workers}, "
-        f"{os.cpu_count()} CPUs, {len(queries)} distinct query meshes; latency is the "
-        "client's, stages are the server's means\n"
-    )
-    print(table)
-    print()
+        for code in args.code:
+            ready, rows, queries = measure(code, args, Path(tmp))
+            table = markdown(rows)
+            print(
+                f"{code}: model {ready['model_id']}"
+                f"{' (random weights)' if ready['random_weights'] else ''}, "
+                f"{ready['shapes']} shapes indexed, server GMVIT_WORKERS={args.workers}, "
+                f"{os.cpu_count()} CPUs, {queries} distinct query meshes; latency is the "
+                "client's, stages are the server's means\n"
+            )
+            print(table)
+            print()
+            tables.append(table)
+            p50[code] = {
+                (row["route"], row["clients"]): row["p50"] for row in rows if row["clients"] == 16
+            }
+    if len(args.code) > 1:
+        first = p50[args.code[0]]
+        print("| checkout | route | p50 ms at 16 clients | vs the first |")
+        print("|---|---|---:|---:|")
+        for code, levels in p50.items():
+            for (route, _), value in levels.items():
+                print(f"| {code} | {route} | {value:.0f} | {value / first[(route, 16)]:.2f}x |")
+        print()
     if not args.skip_index:
         index_bench.main(["--sizes", *map(str, args.index_sizes)])
-    return table
+    return "\n\n".join(tables)
 
 
 if __name__ == "__main__":
