@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     max_faces: int = Field(2_000_000, gt=0, description="per mesh, checked by the renderer")
     render_timeout_s: float = Field(20.0, gt=0, description="load + render time per mesh")
     upload_timeout_s: float = Field(
-        120.0, gt=0, description="time a request body may take to arrive (408 after)"
+        60.0, gt=0, description="time a request body may take to arrive (408 after)"
     )
     workers: int = Field(2, ge=1, description="render/embed threads of the server")
     queue: int = Field(4, ge=0, description="requests admitted beyond the busy workers before 503")
