@@ -11,7 +11,7 @@ import trimesh
 from PIL import Image, ImageDraw
 
 from renderer import RIGS, camera_pose, get_rig, normalize, render_file, render_views, view_grid
-from renderer.render import CAMERA_DISTANCE, SPHERE_FILL, YFOV
+from renderer.render import CAMERA_DISTANCE, SPHERE_FILL, YFOV, render_views_per_view
 from renderer.rigs import up_vector
 from tests.renderer.meshes import arm_shape
 
@@ -176,10 +176,58 @@ def test_the_thread_renderer_is_reused_without_piling_up_shader_programs():
     from renderer.render import _thread_state
 
     shape = normalize(arm_shape())
-    render_views(shape, "circle-12", 32)
+    render_views_per_view(shape, "circle-12", 32)
     offscreen = _thread_state.renderer
     programs = len(offscreen._renderer._program_cache._program_cache)
+    assert programs > 0
     for _ in range(3):
-        render_views(shape, "circle-12", 32)
+        render_views_per_view(shape, "circle-12", 32)
     assert _thread_state.renderer is offscreen
     assert len(offscreen._renderer._program_cache._program_cache) == programs
+
+
+# Meshes on which an earlier one-pass renderer went wrong: the UV sphere's pole and its
+# rows of edges through pixel centres (fill rule), the torus's depth ties (depth bits).
+ONE_PASS_CASES = [
+    ("uv sphere", "circle-12", 64),
+    ("uv sphere", "dodecahedron-20", 224),
+    ("torus", "circle-12", 224),
+    ("arm", "dodecahedron-20", 96),
+]
+
+
+def _mesh(name: str) -> trimesh.Trimesh:
+    if name == "uv sphere":
+        return normalize(trimesh.creation.uv_sphere(count=[50, 50]))
+    if name == "torus":
+        return normalize(trimesh.creation.torus(1.0, 0.3))
+    return normalize(arm_shape())
+
+
+@pytest.mark.parametrize(("name", "rig", "size"), ONE_PASS_CASES)
+def test_one_pass_gives_the_bytes_of_one_render_per_view(name, rig, size):
+    from renderer.render import _thread_state
+
+    mesh = _mesh(name)
+    views, depths = render_views(mesh, rig, size, depth=True)
+    assert _thread_state.layered is not None, "this GL should render all views in one pass"
+    # pyrender's per-view renders share the context: the one-pass state must not leak.
+    expected_views, expected_depths = render_views_per_view(mesh, rig, size, depth=True)
+    assert views.shape == expected_views.shape and views.dtype == np.uint8
+    assert depths.shape == expected_depths.shape and depths.dtype == np.float32
+    assert (views != expected_views).any(axis=-1).sum() == 0
+    assert depths.tobytes() == expected_depths.tobytes()
+    assert render_views(mesh, rig, size).tobytes() == views.tobytes()
+
+
+def test_the_one_pass_target_is_made_once_per_size_and_rig():
+    from renderer.render import _thread_state
+
+    shape = normalize(arm_shape())
+    render_views(shape, "circle-12", 40)
+    target = _thread_state.layered
+    render_views(shape, "circle-12", 40)
+    assert _thread_state.layered is target
+    twenty = render_views(shape, "dodecahedron-20", 40)
+    assert _thread_state.layered is not target and _thread_state.layered.num_views == 20
+    assert twenty.tobytes() == render_views_per_view(shape, "dodecahedron-20", 40).tobytes()
