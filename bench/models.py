@@ -1,79 +1,92 @@
-"""Size and CPU speed of the GMViT teacher and students, and batched against per-shape grouping.
+"""Size and CPU speed of the GMViT teacher and students, ours against the published code.
 
 Prints, from one run on this machine:
 - parameters of each network (the teacher also with the published code's unused fc);
-- milliseconds per shape at batch 1 and 16, for 12 and 20 views of 224 x 224, in eval mode
-  under `torch.inference_mode`, and the teacher/student ratios in parameters and time;
-- the teacher batched (padded + masked grouping, this repository) against the per-shape way
-  of the published code (`gmvit.reference.forward_per_shape`, the tests' oracle): the whole
-  forward, and the stage after the CNN alone (CNN tokens precomputed), where they differ;
-  ratio = per-shape time / batched time.
+- for every variant, 12 and 20 views of 224 x 224 and batches of 1, 8 and 16: milliseconds
+  per shape of our model and of the published code's way (`gmvit.reference.
+  forward_per_shape`, the tests' oracle: the CNN on NCHW images as published, then the
+  grouping and the group-level stage shape by shape in Python loops), in eval mode under
+  `torch.inference_mode`; ratio = published time / ours, in wall time and in the CPU time
+  of this process (the steadier measure on a shared machine);
+- the teacher/student ratios in parameters and in time per shape.
 
-Times are the median of `--repeats` runs after one warm-up; batched and per-shape runs
-alternate so that load from other processes hits both alike.
+Times are the fastest of `--repeats` runs after one warm-up (on a shared machine, the run
+least disturbed by other processes: medians of 3 swung by 2x between neighbouring rows);
+ours and the published way alternate so that load from other processes hits both alike.
 
-    python -m bench.models [--repeats 3] [--threads N]
+On a GPU (`--device cuda`, optionally `--bf16` autocast) the times are wall times after
+`torch.cuda.synchronize()`; the CPU column is then the host's time, not the GPU's.
+
+    python -m bench.models [--repeats 3] [--threads N] [--device cuda] [--bf16]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import torch
-from torch import Tensor, nn
 
-from gmvit.model import GMViT, count_parameters, create_model
+from gmvit.model import count_parameters, create_model
 from gmvit.reference import forward_per_shape, spread_scores
 
 VARIANTS = ("teacher", "simple", "mini")
 VIEWS = (12, 20)
-BATCHES = (1, 16)
+BATCHES = (1, 8, 16)
 IMAGE_SIZE = 224
 NUM_CLASSES = 40
 
 
-def median_seconds(runs: Sequence[Callable[[], object]], repeats: int) -> list[float]:
-    """Median wall time of each callable; one warm-up each, then the runs alternate."""
-    times: list[list[float]] = [[] for _ in runs]
+@dataclass
+class Timing:
+    wall: float  # fastest seconds per call
+    cpu: float  # fastest CPU seconds of this process per call
+
+
+def fastest_times(runs: Sequence[Callable[[], object]], repeats: int) -> list[Timing]:
+    """Fastest wall and CPU time of each callable; one warm-up each, then the runs alternate."""
+    wall: list[list[float]] = [[] for _ in runs]
+    cpu: list[list[float]] = [[] for _ in runs]
     for run in runs:
         run()
     for _ in range(repeats):
         for i, run in enumerate(runs):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
-            times[i].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+            wall[i].append(time.perf_counter() - start)
+            cpu[i].append(time.process_time() - start_cpu)
+    return [Timing(min(w), min(c)) for w, c in zip(wall, cpu, strict=True)]
 
 
-class ReplayTokens(nn.Module):
-    """Stands in for a CNN: returns tokens computed before, to time what comes after it."""
-
-    def __init__(self, tokens: Tensor) -> None:
-        super().__init__()
-        self.tokens = tokens
-
-    def forward(self, _: Tensor) -> Tensor:
-        return self.tokens[:, :, None, None]
+def finished(device: torch.device, run: Callable[..., object], *args: object) -> None:
+    """`run(*args)`, returning when the device has done the work."""
+    run(*args)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    where = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {IMAGE_SIZE}x{IMAGE_SIZE}"
+        f"torch {torch.__version__}, {where}, {torch.get_num_threads()} threads, "
+        f"{IMAGE_SIZE}x{IMAGE_SIZE}{', bf16 autocast' if args.bf16 else ''}"
     )
 
     models = {
-        (variant, views): create_model(variant, views, NUM_CLASSES).eval()
+        (variant, views): create_model(variant, views, NUM_CLASSES).eval().to(device)
         for variant in VARIANTS
         for views in VIEWS
     }
@@ -89,57 +102,46 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"| {variant} | {params[variant] / 1e6:.2f} M | {ratio:.2f}x |")
 
     inputs = {
-        (views, batch): torch.randn(batch, views, 3, IMAGE_SIZE, IMAGE_SIZE)
+        (views, batch): torch.randn(batch, views, 3, IMAGE_SIZE, IMAGE_SIZE, device=device)
         for views in VIEWS
         for batch in BATCHES
     }
-    for views in VIEWS:
-        spread_scores(models["teacher", views], inputs[views, BATCHES[-1]])
-
-    ms: dict[tuple[str, int, int], float] = {}
-    with torch.inference_mode():
-        for (views, batch), x in inputs.items():
-            runs = [partial(models[v, views], x) for v in VARIANTS]
-            for variant, seconds in zip(VARIANTS, median_seconds(runs, args.repeats), strict=True):
-                ms[variant, views, batch] = 1e3 * seconds / batch
+    for views in VIEWS:  # varied groups, as a trained model has, for all variants
+        for variant in VARIANTS:
+            spread_scores(models[variant, views], inputs[views, BATCHES[-1]])
 
     print(
-        "\n| views | batch | teacher ms/shape | simple ms/shape | mini ms/shape "
-        "| teacher/simple | teacher/mini |"
+        "\n| variant | views | batch | ours ms/shape | published ms/shape "
+        "| published / ours: wall (CPU) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|")
+    ours_ms: dict[tuple[str, int, int], float] = {}
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+    with torch.inference_mode(), autocast:
+        for variant in VARIANTS:
+            for (views, batch), x in inputs.items():
+                model = models[variant, views]
+                ours, published = fastest_times(
+                    [
+                        partial(finished, device, model, x),
+                        partial(finished, device, forward_per_shape, model, x),
+                    ],
+                    args.repeats,
+                )
+                ours_ms[variant, views, batch] = 1e3 * ours.wall / batch
+                print(
+                    f"| {variant} | {views} | {batch} | {1e3 * ours.wall / batch:.1f} "
+                    f"| {1e3 * published.wall / batch:.1f} "
+                    f"| {published.wall / ours.wall:.2f}x ({published.cpu / ours.cpu:.2f}x) |",
+                    flush=True,
+                )
+
+    print("\n| views | batch | teacher/simple | teacher/mini |")
+    print("|---:|---:|---:|---:|")
     for views in VIEWS:
         for batch in BATCHES:
-            t, s, m = (ms[v, views, batch] for v in VARIANTS)
-            print(
-                f"| {views} | {batch} | {t:.1f} | {s:.1f} | {m:.1f} | {t / s:.2f}x | {t / m:.2f}x |"
-            )
-
-    print("\n| teacher, batch 16 | views | batched ms/shape | per-shape ms/shape | ratio |")
-    print("|---|---:|---:|---:|---:|")
-    batch = BATCHES[-1]
-    with torch.inference_mode():
-        for views in VIEWS:
-            model, x = models["teacher", views], inputs[views, batch]
-            groups = (model(x).att * model.config.group_bins).floor()
-            counts = sorted({len(set(row.tolist())) for row in groups})
-            whole = median_seconds(
-                [partial(model, x), partial(forward_per_shape, model, x)], args.repeats
-            )
-            after_cnn = GMViT(model.config).eval()
-            after_cnn.load_state_dict(model.state_dict())
-            after_cnn.encoder_net_1 = ReplayTokens(model.cnn_tokens(x))
-            stub = x[:, :, :, :1, :1]
-            tail = median_seconds(
-                [partial(after_cnn, stub), partial(forward_per_shape, after_cnn, stub)],
-                args.repeats,
-            )
-            for stage, (ours, theirs) in (("whole forward", whole), ("after the CNN", tail)):
-                print(
-                    f"| {stage} | {views} | {1e3 * ours / batch:.2f} | "
-                    f"{1e3 * theirs / batch:.2f} | {theirs / ours:.2f}x |"
-                )
-            print(f"| groups per shape: {counts} | {views} | | | |")
+            t, s, m = (ours_ms[v, views, batch] for v in VARIANTS)
+            print(f"| {views} | {batch} | {t / s:.2f}x | {t / m:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -135,7 +135,8 @@ def forward_per_shape(model: GMViT, views: Tensor) -> GMViTOutput:
     model.check_views(views)
     b, v = views.shape[:2]
     bins = model.config.group_bins
-    f_cnn = model.cnn_tokens(views)
+    # The CNN as published: on NCHW images (our model feeds it channels-last).
+    f_cnn = model.encoder_net_1(views.flatten(0, 1)).flatten(1)
     if model.config.variant == "mini":
         x = model.mlp1(f_cnn.view(b, v, WIDTH))
         f_vit1 = model.norm(x)
