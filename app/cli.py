@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.convert",
+    "app.commands.export",
     "app.commands.render",
     "app.commands.serve",
     "app.commands.worker",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     )
     embed_wait_ms: float = Field(
         5.0, ge=0, description="how long a forward waits for more shapes to batch"
+    )
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu",
+        description="where the embedder runs; cuda also means EGL rendering "
+        "(PYOPENGL_PLATFORM=egl) and bf16 unless GMVIT_PRECISION says otherwise",
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="embedder precision; auto = bf16 autocast on cuda, fp32 on cpu"
     )
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="server-side folders POST /reindex may read"

@@ -1,9 +1,13 @@
 """The Embedder: rendered views in, descriptors and class probabilities out. What the service calls.
 
+Where the forward runs is `gmvit.runtime`'s business: torch on the CPU (the default) or a
+CUDA GPU (`device="cuda"`, bf16 autocast unless `precision="fp32"`), or ONNX Runtime for an
+`.onnx` file written by `gmvit export`.
+
 Thread safety: `embed` may be called from several threads at once. Input checks and
 normalisation run in the calling thread; the forward passes of one Embedder are serialised
-by a lock, because torch already spreads one forward over `threads` cores and concurrent
-forwards would only fight over them.
+by a lock, because the runtime already spreads one forward over `threads` cores and
+concurrent forwards would only fight over them.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gmvit.checkpoint import Checkpoint, load_checkpoint
+from gmvit.checkpoint import Checkpoint
 from gmvit.errors import GMViTError
+from gmvit.runtime import TorchRuntime, open_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -35,7 +40,11 @@ class Embedder:
         *,
         threads: int | None = None,
         batch_size: int = 16,
+        device: str = "cpu",
+        precision: str = "auto",
     ) -> None:
+        """`checkpoint`: a Checkpoint, its file, or an `.onnx` export of one. `device`:
+        "cpu" or "cuda"; `precision`: "fp32", "bf16" or "auto" (bf16 on cuda only)."""
         if batch_size < 1:
             raise GMViTError(f"batch_size must be at least 1, not {batch_size}")
         if threads is not None:
@@ -43,12 +52,14 @@ class Embedder:
                 raise GMViTError(f"threads must be at least 1, not {threads}")
             # Process-wide in torch: set once here, by the owner of the process's model.
             torch.set_num_threads(threads)
-        if not isinstance(checkpoint, Checkpoint):
-            checkpoint = load_checkpoint(checkpoint)
-        config = checkpoint.config
-        self.model = checkpoint.model.to("cpu").eval()
-        self.model_id = checkpoint.model_id
-        self.class_names = list(checkpoint.class_names)
+        self.runtime, info = open_model(
+            checkpoint, device=device, precision=precision, threads=threads
+        )
+        config = info.config
+        # The torch module where the runtime is torch; None for an ONNX graph.
+        self.model = self.runtime.model if isinstance(self.runtime, TorchRuntime) else None
+        self.model_id = info.model_id
+        self.class_names = info.class_names
         self.rig = config.rig
         self.image_size = config.image_size
         self.num_views = config.num_views
@@ -81,10 +92,10 @@ class Embedder:
             chunk = torch.from_numpy(views[start : start + self.batch_size])
             x = chunk.permute(0, 1, 4, 2, 3).float().div_(255.0)
             x = (x - self._mean) / self._std
-            with self._lock, torch.inference_mode():
-                out = self.model(x)
-                descriptors.append(out.descriptor.float().numpy())
-                probabilities.append(torch.softmax(out.logits.float(), dim=-1).numpy())
+            with self._lock:
+                chunk_descriptors, logits = self.runtime.forward(x)
+            descriptors.append(chunk_descriptors)
+            probabilities.append(torch.softmax(torch.from_numpy(logits), dim=-1).numpy())
         return Embedding(
             descriptors=np.concatenate(descriptors).astype(np.float32, copy=False),
             probabilities=np.concatenate(probabilities).astype(np.float32, copy=False),
