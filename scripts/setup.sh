@@ -13,10 +13,11 @@ extras=""
 bench_packages=()
 for arg in "$@"; do
     case "$arg" in
-        # assimp-testmodels: the corpus of real files tests/renderer/test_corpus.py walks.
-        --test) apt_packages+=(redis-server chromium assimp-testmodels) extras="[dev]" ;;
+        # assimp-testmodels: the corpus of real files tests/renderer/test_corpus.py walks;
+        # libegl1, libegl-mesa0: EGL on Mesa's llvmpipe for tests/renderer/test_egl.py.
+        --test) apt_packages+=(redis-server chromium assimp-testmodels libegl1 libegl-mesa0) extras="[dev]" ;;
         --bench)
-            apt_packages+=(redis-server chromium assimp-testmodels) extras="[dev]"
+            apt_packages+=(redis-server chromium assimp-testmodels libegl1 libegl-mesa0) extras="[dev]"
             bench_packages=(sweethome3d-furniture sweethome3d libcgal-demo assimp-testmodels)
             ;;
         *) echo "setup: unknown option $arg (use --test or --bench)" >&2 && exit 2 ;;
