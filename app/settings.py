@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         default_factory=list, description="server-side folders POST /reindex may read"
     )
     index_factory: str = Field("Flat", description="FAISS factory string of new indexes")
+    index_ef_search: int = Field(
+        64, ge=1, description="HNSW search-time candidate list: higher = better recall, slower"
+    )
     demo: bool = Field(True, description="index a small synthetic set on the first start")
     demo_per_class: int = Field(3, ge=1, description="demo shapes per synthetic class")
     reindex_chunk: int = Field(

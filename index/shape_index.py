@@ -95,6 +95,7 @@ from index.log import (
 )
 from index.store import Counters, MetadataStore, ShapeRecord
 from index.vectors import (
+    HNSW_EF_SEARCH,
     Snapshot,
     SnapshotDamaged,
     VectorSet,
@@ -403,9 +404,17 @@ class _Generation:
 class ShapeIndex:
     """Shapes (descriptor + metadata) of one model. Create with `ShapeIndex.open`."""
 
-    def __init__(self, model_dir: Path, model_id: str, dim: int, factory: str) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        model_id: str,
+        dim: int,
+        factory: str,
+        ef_search: int = HNSW_EF_SEARCH,
+    ) -> None:
         self.model_id = model_id
         self.dim = dim
+        self.ef_search = ef_search
         self._requested_factory = factory
         self._dir = model_dir
         self._lock = threading.RLock()
@@ -433,15 +442,19 @@ class ShapeIndex:
         *,
         dim: int = 512,
         factory: str = "Flat",
+        ef_search: int = HNSW_EF_SEARCH,
     ) -> ShapeIndex:
+        """`ef_search`: an HNSW factory's search-time candidate list (ignored by Flat)."""
         if not model_id or not model_id.strip():
             raise ShapeIndexError("a model id is required to open an index")
         if dim < 1:
             raise ShapeIndexError(f"the descriptor dimension must be positive, got {dim}")
+        if ef_search < 1:
+            raise ShapeIndexError(f"ef_search must be at least 1, got {ef_search}")
         make_faiss_index(dim, factory)  # refuses unusable factories before touching disk
         model_dir = Path(root) / model_slug(model_id)
         model_dir.mkdir(parents=True, exist_ok=True)
-        return cls(model_dir, model_id, dim, factory)
+        return cls(model_dir, model_id, dim, factory, ef_search)
 
     # -- state -----------------------------------------------------------------------
 
@@ -679,15 +692,20 @@ class ShapeIndex:
         query = normalize(vector, self.dim)
         with self._reading() as gen:
             if label is None:
-                pairs = gen.vectors.search(query, k, exclude=exclude)
+                pairs = gen.vectors.search(query, k, exclude=exclude, ef_search=self.ef_search)
             else:
-                pairs = self._search_label(gen, query, k, label, exclude)
+                pairs = self._search_label(gen, query, k, label, exclude, self.ef_search)
             records = gen.store.get_many([i for i, _ in pairs])
         return [SearchHit(i, score, records[i]) for i, score in pairs if i in records]
 
     @staticmethod
     def _search_label(
-        gen: _Generation, query: np.ndarray, k: int, label: str, exclude: int | None
+        gen: _Generation,
+        query: np.ndarray,
+        k: int,
+        label: str,
+        exclude: int | None,
+        ef_search: int,
     ) -> list[tuple[int, float]]:
         """A label held by a large share of the shapes is cheapest to over-fetch and filter;
         a rarer one goes to FAISS as the set of its ids (or is scored exactly)."""
@@ -696,7 +714,9 @@ class ShapeIndex:
         if matching * 4 >= total:
             fetch = k * 2 * -(-total // max(matching, 1))
             while True:
-                pairs = gen.vectors.search(query, min(fetch, total), exclude=exclude)
+                pairs = gen.vectors.search(
+                    query, min(fetch, total), exclude=exclude, ef_search=ef_search
+                )
                 labels = gen.store.get_many([i for i, _ in pairs])
                 hits = [(i, s) for i, s in pairs if i in labels and labels[i].label == label]
                 if len(hits) >= k:
@@ -704,7 +724,9 @@ class ShapeIndex:
                 if fetch >= total:
                     break
                 fetch *= 4
-        return gen.vectors.search(query, k, allowed=gen.store.ids(label=label), exclude=exclude)
+        return gen.vectors.search(
+            query, k, allowed=gen.store.ids(label=label), exclude=exclude, ef_search=ef_search
+        )
 
     def list(
         self, *, label: str | None = None, offset: int = 0, limit: int = 50

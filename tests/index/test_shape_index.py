@@ -152,3 +152,29 @@ def test_two_writers_on_one_generation_see_each_other(tmp_path, rng):
         assert b.vector(from_b.id) is None and b.count() == b.vector_count() == 1
     with ShapeIndex.open(tmp_path, "m", dim=DIM) as index:
         assert index.count() == index.vector_count() == 1
+
+
+def test_ef_search_trades_hnsw_recall_for_speed(tmp_path):
+    # Unit vectors in few dimensions, many of them: a small candidate list misses true
+    # neighbours, a large one finds (nearly) all. FAISS builds HNSW deterministically.
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(800, DIM)).astype(np.float32)
+    queries = rng.normal(size=(40, DIM)).astype(np.float32)
+    truth = np.argsort(
+        -(queries / np.linalg.norm(queries, axis=1, keepdims=True))
+        @ (data / np.linalg.norm(data, axis=1, keepdims=True)).T,
+        axis=1,
+    )[:, :10]
+    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="HNSW8") as index:
+        ids = [index.add(v, name=f"s{i}", sha256=f"h{i}").id for i, v in enumerate(data)]
+    recall = {}
+    for ef in (10, 400):
+        with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="HNSW8", ef_search=ef) as index:
+            assert index.ef_search == ef
+            found = [{h.id for h in index.search(q, k=10)} for q in queries]
+        recall[ef] = np.mean(
+            [len(f & {ids[j] for j in t}) / 10 for f, t in zip(found, truth, strict=True)]
+        )
+    assert recall[400] >= 0.95 and recall[10] < recall[400]
+    with pytest.raises(ShapeIndexError, match="ef_search must be at least 1"):
+        ShapeIndex.open(tmp_path, "m", dim=DIM, ef_search=0)
