@@ -5,9 +5,10 @@ a centre, L2-normalised), at 10k, 100k and 1M vectors. Queries are held-out vect
 same distribution, searched one at a time as the service does (`VectorSet.search`, the
 code `ShapeIndex.search` runs). Recall@10 is measured against exact (Flat) search. An HNSW
 build that runs past `--hnsw-budget-s` stops there and is measured at the size it reached:
-the table says so.
+the table says so. The HNSW index is searched with each `--ef-search` value (the
+`GMVIT_INDEX_EF_SEARCH` setting): one row each, recall against latency.
 
-    python -m bench.index [--sizes 10000 100000 1000000] [--queries 200]
+    python -m bench.index [--sizes 10000 100000 1000000] [--queries 200] [--ef-search 64 256]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from index.vectors import VectorSet
+from index.vectors import HNSW_EF_SEARCH, VectorSet
 
 DIM = 512
 _CHUNK = 50_000
@@ -67,22 +68,24 @@ def _build(factory: str, data: np.ndarray, budget_s: float) -> tuple[VectorSet, 
 
 
 def _measure(
-    vectors: VectorSet, queries: np.ndarray, k: int, threads: int
+    vectors: VectorSet, queries: np.ndarray, k: int, threads: int, ef_search: int
 ) -> tuple[list, np.ndarray]:
     """Search one query at a time with `threads` OpenMP threads; returns ids and seconds."""
     default = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(threads)
     try:
-        return _timed_searches(vectors, queries, k)
+        return _timed_searches(vectors, queries, k, ef_search)
     finally:
         faiss.omp_set_num_threads(default)
 
 
-def _timed_searches(vectors: VectorSet, queries: np.ndarray, k: int) -> tuple[list, np.ndarray]:
+def _timed_searches(
+    vectors: VectorSet, queries: np.ndarray, k: int, ef_search: int
+) -> tuple[list, np.ndarray]:
     results, times = [], []
     for query in queries:
         t0 = time.perf_counter()
-        hits = vectors.search(query, k)
+        hits = vectors.search(query, k, ef_search=ef_search)
         times.append(time.perf_counter() - t0)
         results.append([i for i, _ in hits])
     return results, np.array(times)
@@ -96,7 +99,14 @@ def _recall(found: list[list[int]], truth: np.ndarray, k: int) -> float:
     )
 
 
-def run(sizes: Sequence[int], n_queries: int, hnsw: str, budget_s: float, seed: int) -> list[Row]:
+def run(
+    sizes: Sequence[int],
+    n_queries: int,
+    hnsw: str,
+    budget_s: float,
+    seed: int,
+    ef_searches: Sequence[int] = (HNSW_EF_SEARCH,),
+) -> list[Row]:
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((2000, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
@@ -113,15 +123,17 @@ def run(sizes: Sequence[int], n_queries: int, hnsw: str, budget_s: float, seed: 
             exact.add(data[:reached])
             _, truth = exact.search(queries, K)
             del exact
-            row = Row(reached, factory, build_s, {}, {}, 0.0)
-            if reached < size:
-                row.note = f"build stopped at {reached:,} of {size:,} vectors after {build_s:.0f} s"
-            for threads in thread_counts:
-                found, times = _measure(vectors, queries, K, threads)
-                row.p50_ms[threads] = float(np.percentile(times, 50) * 1e3)
-                row.p99_ms[threads] = float(np.percentile(times, 99) * 1e3)
-            row.recall = _recall(found, truth, K)
-            rows.append(row)
+            for ef in (HNSW_EF_SEARCH,) if factory == "Flat" else ef_searches:
+                name = factory if factory == "Flat" else f"{factory}, efSearch {ef}"
+                row = Row(reached, name, build_s, {}, {}, 0.0)
+                if reached < size:
+                    row.note = f"build stopped at {reached:,} of {size:,} after {build_s:.0f} s"
+                for threads in thread_counts:
+                    found, times = _measure(vectors, queries, K, threads, ef)
+                    row.p50_ms[threads] = float(np.percentile(times, 50) * 1e3)
+                    row.p99_ms[threads] = float(np.percentile(times, 99) * 1e3)
+                row.recall = _recall(found, truth, K)
+                rows.append(row)
             del vectors
     return rows
 
@@ -154,8 +166,11 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--hnsw", default="HNSW32", help="FAISS factory of the ANN index")
     parser.add_argument("--hnsw-budget-s", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--ef-search", type=int, nargs="+", default=[HNSW_EF_SEARCH], help="HNSW values to time"
+    )
     args = parser.parse_args(argv)
-    rows = run(args.sizes, args.queries, args.hnsw, args.hnsw_budget_s, args.seed)
+    rows = run(args.sizes, args.queries, args.hnsw, args.hnsw_budget_s, args.seed, args.ef_search)
     table = markdown(rows)
     print(
         f"FAISS {faiss.__version__}, {faiss.omp_get_max_threads()} OpenMP threads, "
