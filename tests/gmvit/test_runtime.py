@@ -159,3 +159,14 @@ def test_a_foreign_onnx_file_is_refused(tmp_path, mini_exports):
         Embedder(tmp_path / "junk.onnx")
     with pytest.raises(GMViTError, match="run on the CPU as exported"):
         Embedder(mini_exports / "mini.onnx", precision="bf16")
+
+
+def test_gmvit_export_refuses_bad_arguments_in_one_line(tmp_path, capsys):
+    from app.cli import main
+
+    assert main(["export", str(tmp_path / "none.pt"), "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "gmvit: error: no such checkpoint file" in capsys.readouterr().err
+    weights = str(WEIGHTS / "gmvit-mini-synth10.pt")
+    assert main(["export", weights, "-o", str(tmp_path / "m.txt")]) == 2
+    assert "gmvit: error: the output must end in .onnx" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -19,6 +19,7 @@ import torch
 
 from gmvit import Embedder
 from gmvit.runtime import BF16_MEAN_COSINE, BF16_MIN_COSINE
+from tests.gmvit.test_runtime import cosines
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -52,10 +53,6 @@ def render(platform: str, size: int, out: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def osmesa_views(tmp_path_factory) -> np.ndarray:
     return render("osmesa", 64, tmp_path_factory.mktemp("osmesa") / "views.npy")
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 @pytest.mark.parametrize("variant", ["mini", "simple"])
