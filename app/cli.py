@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Rendering without a display needs OSMesa; a GPU machine may set egl instead.
-    os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+    # Rendering without a display: OSMesa on the CPU, EGL where the model runs on a GPU.
+    gpu = os.environ.get("GMVIT_DEVICE") == "cuda"
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl" if gpu else "osmesa")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.debug:  # library warnings are not for users: errors are one line

@@ -66,19 +66,27 @@ def weights_path(settings: Settings) -> Path:
     return fallback
 
 
-def load_embedder(settings: Settings) -> BatchingEmbedder:
-    """The model to serve, behind a micro-batcher (`GMVIT_EMBED_BATCH`, `..._WAIT_MS`)."""
-    return batching(settings, gmvit.Embedder(weights_path(settings), threads=settings.threads))
-
-
-def batching(settings: Settings, embedder: gmvit.Embedder) -> BatchingEmbedder:
+def load_embedder(settings: Settings, weights: Path | None = None) -> BatchingEmbedder:
+    """The model to serve (`weights`, default `weights_path(settings)`) on GMVIT_DEVICE at
+    GMVIT_PRECISION, behind a micro-batcher (`GMVIT_EMBED_BATCH`, `..._WAIT_MS`)."""
+    embedder = gmvit.Embedder(
+        weights or weights_path(settings),
+        threads=settings.threads,
+        device=settings.device,
+        precision=settings.precision,
+    )
     return BatchingEmbedder(
         embedder, max_batch=settings.embed_batch, max_wait_ms=settings.embed_wait_ms
     )
 
 
 def open_index(settings: Settings, model_id: str) -> ShapeIndex:
-    return ShapeIndex.open(settings.index_root, model_id, factory=settings.index_factory)
+    return ShapeIndex.open(
+        settings.index_root,
+        model_id,
+        factory=settings.index_factory,
+        ef_search=settings.index_ef_search,
+    )
 
 
 def import_thumbnails(settings: Settings, index: ShapeIndex) -> None:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-import gmvit
 from app import metrics, pipeline, resources
 from app.batcher import BatchingEmbedder
 from app.jobs import (
@@ -104,7 +103,7 @@ class ShapeService:
     @classmethod
     def open(cls, settings: Settings) -> ShapeService:
         weights = resources.weights_path(settings)
-        embedder = resources.batching(settings, gmvit.Embedder(weights, threads=settings.threads))
+        embedder = resources.load_embedder(settings, weights)
         index = resources.open_index(settings, embedder.model_id)
         folders = JobFolders(settings.jobs_dir)
         if settings.redis_url:
