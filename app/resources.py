@@ -86,6 +86,7 @@ def open_index(settings: Settings, model_id: str) -> ShapeIndex:
         model_id,
         factory=settings.index_factory,
         ef_search=settings.index_ef_search,
+        nprobe=settings.index_nprobe,
     )
 
 

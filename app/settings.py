@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     index_ef_search: int = Field(
         64, ge=1, description="HNSW search-time candidate list: higher = better recall, slower"
     )
+    index_nprobe: int = Field(
+        16, ge=1, description="IVF lists probed per search: higher = better recall, slower"
+    )
     demo: bool = Field(True, description="index a small synthetic set on the first start")
     demo_per_class: int = Field(3, ge=1, description="demo shapes per synthetic class")
     reindex_chunk: int = Field(

@@ -96,6 +96,8 @@ from index.log import (
 from index.store import Counters, MetadataStore, ShapeRecord
 from index.vectors import (
     HNSW_EF_SEARCH,
+    IVF_NPROBE,
+    SearchKnobs,
     Snapshot,
     SnapshotDamaged,
     VectorSet,
@@ -375,19 +377,34 @@ class _Generation:
     def snapshot(self) -> None:
         """Save replaying the log so far: vectors.faiss, covering the log up to its end.
         A log mostly made of removed shapes is rewritten first (compact)."""
-        if self.log_records > 2 * len(self.vectors) + SNAPSHOT_EVERY:
+        lossy_removals = self.vectors.has_tombstones and not self.vectors.exact
+        if lossy_removals or self.log_records > 2 * len(self.vectors) + SNAPSHOT_EVERY:
             self.compact()
             return
         self.vectors.write(self.path / "vectors.faiss", Snapshot(self.log.epoch, self.log.size))
         self.log_records = 0
 
     def compact(self) -> None:
-        """Rewrite the log as one add per live vector (a new epoch), then snapshot it."""
+        """Rewrite the log as one add per live vector (a new epoch), then snapshot it. The
+        vectors are the log's own where the index keeps only codes of them (PQ, SQ)."""
         ids, vectors = self.vectors.live_vectors()
+        if not self.vectors.exact:
+            logged = {
+                e.shape_id: e.vector
+                for e in scan_log(self.log.path, self.dim).entries
+                if e.op == OP_ADD
+            }
+            vectors = (
+                np.stack([logged.get(int(i), v) for i, v in zip(ids, vectors, strict=True)])
+                if len(ids)
+                else vectors
+            )
         order = np.argsort(ids)
         epoch, size = write_log(self.log.path, zip(ids[order], vectors[order], strict=True))
         self.log.close()
         self.log = AppendLog(self.log.path)
+        if not self.vectors.exact and self.vectors.has_tombstones:
+            self.vectors = self.vectors.rebuilt(ids, vectors)
         self.vectors.write(self.path / "vectors.faiss", Snapshot(epoch, size))
         self.log_records = 0
 
@@ -410,11 +427,11 @@ class ShapeIndex:
         model_id: str,
         dim: int,
         factory: str,
-        ef_search: int = HNSW_EF_SEARCH,
+        knobs: SearchKnobs = SearchKnobs(),
     ) -> None:
         self.model_id = model_id
         self.dim = dim
-        self.ef_search = ef_search
+        self.knobs = knobs
         self._requested_factory = factory
         self._dir = model_dir
         self._lock = threading.RLock()
@@ -443,18 +460,22 @@ class ShapeIndex:
         dim: int = 512,
         factory: str = "Flat",
         ef_search: int = HNSW_EF_SEARCH,
+        nprobe: int = IVF_NPROBE,
     ) -> ShapeIndex:
-        """`ef_search`: an HNSW factory's search-time candidate list (ignored by Flat)."""
+        """`factory`: the FAISS index of new generations (one that needs training, IVF or
+        PQ, is trained when a rebuild commits; exact until then). Search-time settings:
+        `ef_search` (HNSW's candidate list), `nprobe` (IVF's lists probed)."""
         if not model_id or not model_id.strip():
             raise ShapeIndexError("a model id is required to open an index")
         if dim < 1:
             raise ShapeIndexError(f"the descriptor dimension must be positive, got {dim}")
-        if ef_search < 1:
-            raise ShapeIndexError(f"ef_search must be at least 1, got {ef_search}")
+        for name, value in (("ef_search", ef_search), ("nprobe", nprobe)):
+            if value < 1:
+                raise ShapeIndexError(f"{name} must be at least 1, got {value}")
         make_faiss_index(dim, factory)  # refuses unusable factories before touching disk
         model_dir = Path(root) / model_slug(model_id)
         model_dir.mkdir(parents=True, exist_ok=True)
-        return cls(model_dir, model_id, dim, factory, ef_search)
+        return cls(model_dir, model_id, dim, factory, SearchKnobs(ef_search, nprobe))
 
     # -- state -----------------------------------------------------------------------
 
@@ -692,9 +713,9 @@ class ShapeIndex:
         query = normalize(vector, self.dim)
         with self._reading() as gen:
             if label is None:
-                pairs = gen.vectors.search(query, k, exclude=exclude, ef_search=self.ef_search)
+                pairs = gen.vectors.search(query, k, exclude=exclude, knobs=self.knobs)
             else:
-                pairs = self._search_label(gen, query, k, label, exclude, self.ef_search)
+                pairs = self._search_label(gen, query, k, label, exclude, self.knobs)
             records = gen.store.get_many([i for i, _ in pairs])
         return [SearchHit(i, score, records[i]) for i, score in pairs if i in records]
 
@@ -705,7 +726,7 @@ class ShapeIndex:
         k: int,
         label: str,
         exclude: int | None,
-        ef_search: int,
+        knobs: SearchKnobs,
     ) -> list[tuple[int, float]]:
         """A label held by a large share of the shapes is cheapest to over-fetch and filter;
         a rarer one goes to FAISS as the set of its ids (or is scored exactly)."""
@@ -714,9 +735,7 @@ class ShapeIndex:
         if matching * 4 >= total:
             fetch = k * 2 * -(-total // max(matching, 1))
             while True:
-                pairs = gen.vectors.search(
-                    query, min(fetch, total), exclude=exclude, ef_search=ef_search
-                )
+                pairs = gen.vectors.search(query, min(fetch, total), exclude=exclude, knobs=knobs)
                 labels = gen.store.get_many([i for i, _ in pairs])
                 hits = [(i, s) for i, s in pairs if i in labels and labels[i].label == label]
                 if len(hits) >= k:
@@ -725,7 +744,7 @@ class ShapeIndex:
                     break
                 fetch *= 4
         return gen.vectors.search(
-            query, k, allowed=gen.store.ids(label=label), exclude=exclude, ef_search=ef_search
+            query, k, allowed=gen.store.ids(label=label), exclude=exclude, knobs=knobs
         )
 
     def list(
@@ -860,6 +879,9 @@ class IndexBuilder:
                 live_name = _read_current(self._dir)
                 self._carry_over(self._dir / live_name)
                 self._gen.compact()  # the whole log and its snapshot, fsync'd
+                if self._gen.vectors.staged:  # IVF/PQ: trained on what the build holds
+                    self._gen.vectors = self._gen.vectors.trained()
+                    self._gen.snapshot()
                 self._gen.store.make_durable()
                 self._gen.close()
                 os.unlink(self._path / "BUILDING")

@@ -1,13 +1,17 @@
 """The vectors of one index generation: a FAISS IndexIDMap2 over inner product.
 
 Vectors are L2-normalised on the way in, so inner product is cosine similarity. The
-factory string picks the inner index ("Flat" exact, "HNSW32" graph, ...). Index types
-that need training (IVF, PQ, SQ) are refused: a service that adds shapes one at a time has
-nothing to train them on.
+factory string picks the inner index ("Flat" exact, "HNSW32" graph, "IVF1024,Flat",
+"IVF4096,PQ64", ...). Index types that need training (IVF, PQ, SQ) cannot grow one add at a
+time from nothing: a generation of such a factory holds its vectors in an exact (Flat)
+index until an IndexBuilder commits it (`trained`: a reindex trains it on the vectors it
+built), and searches exactly meanwhile.
 
-HNSW cannot remove vectors, so a removed id of such an index becomes a tombstone: it stays
-in the graph, is filtered out of every search by an IDSelector, and disappears when the
-generation is next written to disk (`write` re-adds the live vectors to a fresh index).
+HNSW (and IVF, whose ids FAISS can only find back through a hash table) cannot remove
+vectors, so a removed id of such an index becomes a tombstone: it stays in the index, is
+filtered out of every search by an IDSelector, and disappears when the generation is next
+written to disk (the live vectors go into a fresh index of the same kind, its training
+kept; for lossy codes from the log's exact copy, see the generation's `compact`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ EXACT_SCAN_MAX = 4096
 # HNSW's default candidate list at search time (ShapeIndex.open(ef_search=...) changes it):
 # recall@10 at 1M vectors was 0.76 with 64.
 HNSW_EF_SEARCH = 64
+# IVF's inverted lists probed per query (ShapeIndex.open(nprobe=...) changes it).
+IVF_NPROBE = 16
 
 # A snapshot file: magic, the epoch of the log it was taken from, the log offset it covers,
 # crc32 and length of the FAISS payload that follows.
@@ -67,16 +73,42 @@ def normalize(vector: np.ndarray, dim: int) -> np.ndarray:
     return array / norm
 
 
+# Vectors an index that needs training is trained on (a random sample of a rebuild's).
+TRAIN_SAMPLE = 100_000
+
+
+@dataclass(frozen=True)
+class SearchKnobs:
+    """Search-time settings: HNSW's candidate list, IVF's inverted lists probed."""
+
+    ef_search: int = HNSW_EF_SEARCH
+    nprobe: int = IVF_NPROBE
+
+
 def make_faiss_index(dim: int, factory: str) -> faiss.Index:
+    """IDMap2 over the factory's index, trained or not (see `needs_training`)."""
     try:
-        index = faiss.index_factory(dim, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
+        return faiss.index_factory(dim, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
         raise ShapeIndexError(f"FAISS cannot build index factory {factory!r}: {exc}") from None
-    if not index.is_trained:
-        raise ShapeIndexError(
-            f"index factory {factory!r} needs training (IVF/PQ/SQ); use 'Flat' (exact) "
-            "or an HNSW factory such as 'HNSW32'"
-        )
+
+
+def needs_training(dim: int, factory: str) -> bool:
+    return not make_faiss_index(dim, factory).is_trained
+
+
+def _exact_codes(factory: str) -> bool:
+    """Whether the factory keeps vectors whole (reconstruct gives them back exactly)."""
+    return not any(code in factory.upper() for code in ("PQ", "SQ", "LSH", "RQ"))
+
+
+def _with_direct_map(index: faiss.Index) -> faiss.Index:
+    """An IVF inside answers reconstruct(id) and remove_ids (a hash table of its ids)."""
+    try:
+        ivf = faiss.extract_index_ivf(faiss.downcast_index(index).index)
+    except RuntimeError:
+        return index
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
     return index
 
 
@@ -108,14 +140,23 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 class VectorSet:
+    """The vectors of a generation in a FAISS index of `factory`; while that factory still
+    needs training, in an exact Flat index (`staged`) until `trained()`."""
+
     def __init__(self, dim: int, factory: str, index: faiss.Index | None = None) -> None:
         self.dim = dim
         self.factory = factory
-        self._index = make_faiss_index(dim, factory) if index is None else index
+        if index is None:
+            index = make_faiss_index(dim, factory)
+            if not index.is_trained:
+                index = make_faiss_index(dim, "Flat")
+        self._index = _with_direct_map(index)
+        inner = faiss.downcast_index(faiss.downcast_index(self._index).index)
+        self.staged = isinstance(inner, faiss.IndexFlat) and needs_training(dim, factory)
+        self.exact = self.staged or _exact_codes(factory)
         self._removable = _supports_remove(self._index)
-        self._is_hnsw = isinstance(
-            faiss.downcast_index(faiss.downcast_index(self._index).index), faiss.IndexHNSW
-        )
+        self._is_hnsw = isinstance(inner, faiss.IndexHNSW)
+        self._is_ivf = isinstance(inner, faiss.IndexIVF)
         self._present = set(faiss.vector_to_array(self._index.id_map).tolist())
         self._tombstones: set[int] = set()
 
@@ -146,16 +187,19 @@ class VectorSet:
         """Write the live vectors atomically (tmp, fsync, rename), dropping tombstones, with
         a header saying which log and how much of it they cover, and a checksum."""
         if self._tombstones:
-            ids, vectors = self.live_vectors()
-            self._index = make_faiss_index(self.dim, self.factory)
-            self._present = set()
-            self._tombstones = set()
-            self.add(ids, vectors)
+            if not self.exact:
+                raise ShapeIndexError("removed vectors of a lossy index are dropped by compact")
+            fresh = self.rebuilt(*self.live_vectors())
+            self._index, self._present, self._tombstones = fresh._index, fresh._present, set()
         payload = faiss.serialize_index(self._index)
         header = _SNAPSHOT_HEADER.pack(
             SNAPSHOT_MAGIC, covers.epoch, covers.log_offset, zlib.crc32(payload), len(payload)
         )
         write_atomically(path, header + payload.tobytes())
+
+    def serialized_bytes(self) -> int:
+        """The size of the FAISS index as a snapshot writes it."""
+        return len(faiss.serialize_index(self._index))
 
     def __len__(self) -> int:
         return len(self._present) - len(self._tombstones)
@@ -202,6 +246,42 @@ class VectorSet:
             return None
         return self._index.reconstruct(shape_id)
 
+    @property
+    def has_tombstones(self) -> bool:
+        return bool(self._tombstones)
+
+    def rebuilt(self, ids: np.ndarray, vectors: np.ndarray) -> VectorSet:
+        """A fresh index of the same kind (its training kept) holding only these vectors:
+        removed ones (tombstones of HNSW and IVF) are gone for good."""
+        index = faiss.clone_index(self._index)
+        index.reset()
+        fresh = VectorSet(self.dim, self.factory, index)
+        fresh.add(ids, vectors)
+        return fresh
+
+    def trained(self, seed: int = 0) -> VectorSet:
+        """This staged set as an index of its factory, trained on (a sample of) its
+        vectors; ShapeIndexError if there are too few to train it."""
+        if not self.staged:
+            return self
+        ids, vectors = self.live_vectors()
+        index = make_faiss_index(self.dim, self.factory)
+        sample = vectors
+        if len(vectors) > TRAIN_SAMPLE:
+            rng = np.random.default_rng(seed)
+            sample = vectors[rng.choice(len(vectors), TRAIN_SAMPLE, replace=False)]
+        try:
+            index.train(np.ascontiguousarray(sample, np.float32))
+        except RuntimeError as exc:
+            raise ShapeIndexError(
+                f"index factory {self.factory!r} cannot be trained on {len(vectors)} "
+                f"vectors ({str(exc).splitlines()[0][:200]}); index more shapes, or use "
+                "'Flat' or an HNSW factory"
+            ) from None
+        built = VectorSet(self.dim, self.factory, index)
+        built.add(ids, vectors)
+        return built
+
     def search(
         self,
         query: np.ndarray,
@@ -209,10 +289,10 @@ class VectorSet:
         *,
         allowed: np.ndarray | None = None,
         exclude: int | None = None,
-        ef_search: int = HNSW_EF_SEARCH,
+        knobs: SearchKnobs = SearchKnobs(),
     ) -> list[tuple[int, float]]:
         """The k best (id, score) among live ids, restricted to `allowed` when given.
-        `ef_search`: HNSW's candidate list (at least k): recall against speed."""
+        `knobs`: the search-time settings of the index (recall against speed)."""
         blocked = set(self._tombstones)
         if exclude is not None:
             blocked.add(exclude)
@@ -236,7 +316,7 @@ class VectorSet:
             wanted = min(k, len(self._present) - len(blocked))
         if wanted <= 0:
             return []
-        hits = self._ann(query, k, selector, ef_search)
+        hits = self._ann(query, k, selector, knobs)
         if len(hits) < wanted:
             # HNSW under a selective filter can end its walk short of k members.
             if candidates is None:
@@ -247,10 +327,12 @@ class VectorSet:
         return hits
 
     def _ann(
-        self, query: np.ndarray, k: int, selector: faiss.IDSelector | None, ef_search: int
+        self, query: np.ndarray, k: int, selector: faiss.IDSelector | None, knobs: SearchKnobs
     ) -> list[tuple[int, float]]:
         if self._is_hnsw:
-            params = faiss.SearchParametersHNSW(efSearch=max(ef_search, k))
+            params = faiss.SearchParametersHNSW(efSearch=max(knobs.ef_search, k))
+        elif self._is_ivf:
+            params = faiss.SearchParametersIVF(nprobe=knobs.nprobe)
         else:
             params = faiss.SearchParameters()
         if selector is not None:

@@ -110,9 +110,7 @@ def test_another_model_id_is_refused_naming_both(tmp_path, rng):
         ShapeIndex.open(tmp_path, "gmvit-mini/ab12", dim=DIM * 2)
 
 
-def test_factories_that_need_training_are_refused(tmp_path):
-    with pytest.raises(ShapeIndexError, match="needs training"):
-        ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,Flat")
+def test_factories_faiss_does_not_know_are_refused(tmp_path):
     with pytest.raises(ShapeIndexError, match="cannot build"):
         ShapeIndex.open(tmp_path, "m", dim=DIM, factory="NoSuchIndex")
 
@@ -170,7 +168,7 @@ def test_ef_search_trades_hnsw_recall_for_speed(tmp_path):
     recall = {}
     for ef in (10, 400):
         with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="HNSW8", ef_search=ef) as index:
-            assert index.ef_search == ef
+            assert index.knobs.ef_search == ef
             found = [{h.id for h in index.search(q, k=10)} for q in queries]
         recall[ef] = np.mean(
             [len(f & {ids[j] for j in t}) / 10 for f, t in zip(found, truth, strict=True)]
@@ -178,3 +176,50 @@ def test_ef_search_trades_hnsw_recall_for_speed(tmp_path):
     assert recall[400] >= 0.95 and recall[10] < recall[400]
     with pytest.raises(ShapeIndexError, match="ef_search must be at least 1"):
         ShapeIndex.open(tmp_path, "m", dim=DIM, ef_search=0)
+
+
+@pytest.mark.parametrize("factory", ["IVF16,Flat", "IVF16,PQ8"])
+def test_a_factory_that_needs_training_is_trained_by_a_rebuild(tmp_path, factory):
+    rng = np.random.default_rng(5)
+    index = ShapeIndex.open(tmp_path, "m", dim=DIM, factory=factory, nprobe=16)
+    early = index.add(rng.normal(size=DIM), name="early", sha256="early")  # exact until trained
+    assert index.search(index.vector(early.id), k=1)[0].id == early.id
+    vectors = rng.normal(size=(600, DIM)).astype(np.float32)
+    with index.rebuild(keep_existing=True) as builder:
+        ids = [
+            builder.add(v, name=f"b{i}", sha256=f"b{i}", source="reindex")
+            for i, v in enumerate(vectors)
+        ]
+        builder.commit()
+    assert index.factory == factory and index.count() == 601
+    hits = [index.search(v, k=1)[0].id for v in vectors[:50]]  # nprobe = every list
+    assert np.mean([hit == i for hit, i in zip(hits, ids, strict=False)]) >= 0.9
+    index.remove(ids[0])
+    assert index.get(ids[0]) is None and index.vector_count() == 600
+    index.close()
+    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory=factory) as again:
+        assert again.count() == again.vector_count() == 600
+        # The log keeps every vector whole, even where the index keeps only its codes.
+        np.testing.assert_allclose(
+            scan_log_vector(tmp_path, ids[1]), vectors[1] / np.linalg.norm(vectors[1]), atol=1e-6
+        )
+
+
+def scan_log_vector(root, shape_id: int) -> np.ndarray:
+    """A shape's vector as the live generation's log holds it."""
+    from index.log import OP_ADD, scan_log
+
+    model_dir = root / "m"
+    log = model_dir / (model_dir / "CURRENT").read_text().strip() / "log"
+    entries = scan_log(log, DIM).entries
+    return next(e.vector for e in entries if e.op == OP_ADD and e.shape_id == shape_id)
+
+
+def test_too_few_vectors_to_train_fail_the_rebuild_clearly(tmp_path):
+    index = ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF64,Flat")
+    with index.rebuild() as builder:
+        builder.add(np.ones(DIM), name="x", sha256="x", source="reindex")
+        with pytest.raises(ShapeIndexError, match="cannot be trained on 1 vectors"):
+            builder.commit()
+    assert index.count() == 0
+    index.close()
