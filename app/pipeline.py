@@ -105,7 +105,7 @@ def grid_png(views: np.ndarray, max_px: int = THUMBNAIL_PX) -> bytes:
     image = renderer.view_grid(views, labels=False)
     image.thumbnail((max_px, max_px))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    image.save(buffer, format="PNG")  # optimize=True costs 5x the time for 8 % of size
     return buffer.getvalue()
 
 

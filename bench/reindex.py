@@ -24,7 +24,7 @@ from gmvit.data import synth
 DEFAULT_WEIGHTS = REPO / "weights" / "gmvit-mini-synth10.pt"
 
 
-def reindex_seconds(code: Path, data_dir: Path, folder: Path, weights: Path) -> float:
+def reindex_seconds(code: Path, data_dir: Path, folder: Path, weights: Path, workers: int) -> float:
     with serving(
         data_dir,
         code=code,
@@ -32,7 +32,7 @@ def reindex_seconds(code: Path, data_dir: Path, folder: Path, weights: Path) -> 
         demo="false",
         weights=weights,
         allowed_roots=folder.parent,
-        workers=2,
+        workers=workers,
     ) as server:
         server.wait_ready()
         start = time.perf_counter()
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=120, help="meshes in the folder")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--workers", type=int, default=2, help="GMVIT_WORKERS of the servers")
     args = parser.parse_args()
     per_class = max(1, args.files // len(synth.CLASSES))
     with tempfile.TemporaryDirectory(prefix="gmvit-reindex-") as tmp:
@@ -60,9 +61,14 @@ def main() -> None:
         for round_no in range(args.rounds):
             for number, code in enumerate(args.code):
                 data_dir = Path(tmp) / f"var-{number}-{round_no}"
-                seconds[code].append(reindex_seconds(code, data_dir, folder, args.weights))
+                seconds[code].append(
+                    reindex_seconds(code, data_dir, folder, args.weights, args.workers)
+                )
     first = statistics.median(seconds[args.code[0]])
-    print(f"{files} files, weights {args.weights.name}, {args.rounds} rounds (median)\n")
+    print(
+        f"{files} files, weights {args.weights.name}, GMVIT_WORKERS={args.workers}, "
+        f"{args.rounds} rounds (median)\n"
+    )
     print("| checkout | seconds | files/s | speed vs the first |")
     print("|---|---:|---:|---:|")
     for code, times in seconds.items():
