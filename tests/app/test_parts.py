@@ -12,6 +12,7 @@ from app import jobs
 from app.jobs import state
 from app.pool import PoolFull, RenderPool
 from app.settings import Settings
+from app.uploads import format_bytes
 from renderer import layout
 from tests.polling import wait_until
 
@@ -186,3 +187,19 @@ def test_a_piece_run_again_counts_its_files_once() -> None:
     assert [f["file"] for f in seen.failures] == ["notes.txt", "bad.off"]
     assert store.part_done(job.id, 0) == store.part_done(job.id, 0) == 1
     assert store.claim(job.id, "commit") and not store.claim(job.id, "commit")
+
+
+def test_the_readme_lists_every_setting_with_its_default() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("### Settings (environment, prefix `GMVIT_`)") :]
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[2].strip()
+        for line in table.splitlines()
+        if line.startswith("| `")
+    }
+    for name, field in Settings.model_fields.items():
+        assert name.upper() in rows, f"GMVIT_{name.upper()} is not in the README's table"
+        default = field.default
+        if isinstance(default, int | float) and not isinstance(default, bool):
+            spelled = {f"{default:g}", str(int(default)), format_bytes(int(default))}
+            assert any(form in rows[name.upper()] for form in spelled), (name, default)
