@@ -101,45 +101,42 @@ def kill_amid_adds(
         return len(adder.acknowledged), missing(ready(server), adder.acknowledged)
 
 
-def _reindex_folder(data_dir: Path, round_no: int) -> Path:
+def _reindexing(
+    data_dir: Path, rng: random.Random, round_no: int, code: Path, *, kill: bool
+) -> tuple[int, int]:
+    """Shapes added while a reindex of a fresh synthetic folder runs; then the server is
+    killed (`kill`), or the job commits."""
     folder = data_dir.parent / f"allowed-{round_no}"
     synth.generate(folder, seed=round_no, train_per_class=4, test_per_class=0, progress=False)
-    return folder
-
-
-def kill_amid_reindex(
-    data_dir: Path, rng: random.Random, round_no: int, code: Path
-) -> tuple[int, int]:
-    folder = _reindex_folder(data_dir, round_no)
-    settings = {"api_key": KEY, "demo": "false", "allowed_roots": folder.parent}
-    with serving(data_dir, code=code, **settings) as server:
-        ready(server)
-        httpx.post(
-            f"{server.url}/reindex", data={"folder": str(folder)}, headers=server.headers
-        ).raise_for_status()
-        adder = Adder(server, 10_000 * round_no)
-        adder.wait_for(rng.randint(2, 8))
-        server.process.kill()
-        adder.stop()
-    with serving(data_dir, code=code, **settings) as server:
-        return len(adder.acknowledged), missing(ready(server), adder.acknowledged)
-
-
-def adds_during_reindex(
-    data_dir: Path, rng: random.Random, round_no: int, code: Path
-) -> tuple[int, int]:
-    folder = _reindex_folder(data_dir, round_no)
     settings = {"api_key": KEY, "demo": "false", "allowed_roots": folder.parent}
     with serving(data_dir, code=code, **settings) as server:
         ready(server)
         job = httpx.post(
             f"{server.url}/reindex", data={"folder": str(folder)}, headers=server.headers
-        ).json()
+        )
+        job.raise_for_status()
         adder = Adder(server, 10_000 * round_no)
         adder.wait_for(rng.randint(2, 8))
+        if kill:
+            server.process.kill()
         adder.stop()
-        server.wait_for_job(job["id"])
-        return len(adder.acknowledged), missing(server, adder.acknowledged)
+        if not kill:
+            server.wait_for_job(job.json()["id"])
+            return len(adder.acknowledged), missing(server, adder.acknowledged)
+    with serving(data_dir, code=code, **settings) as server:
+        return len(adder.acknowledged), missing(ready(server), adder.acknowledged)
+
+
+def kill_amid_reindex(
+    data_dir: Path, rng: random.Random, round_no: int, code: Path
+) -> tuple[int, int]:
+    return _reindexing(data_dir, rng, round_no, code, kill=True)
+
+
+def adds_during_reindex(
+    data_dir: Path, rng: random.Random, round_no: int, code: Path
+) -> tuple[int, int]:
+    return _reindexing(data_dir, rng, round_no, code, kill=False)
 
 
 def _damaged(damage: Callable[[Path], None]):

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
@@ -142,45 +143,65 @@ class RQJobs:
 
     def _reap_job(self, job: Job) -> None:
         parts = {int(n) for n in self.redis.smembers(self.store.key(job.id, "parts"))}
-        pieces = [state.chunk_piece(n) for n in range(job.chunks) if n not in parts]
-        pieces += ["commit"] if job.chunks else ["plan"]
-        dead = [
-            piece
-            for piece in pieces
-            if self._started(job.id, piece) and not self._alive(job.id, piece)
-        ]
-        for piece in dead:
-            attempt = self.redis.hincrby(self.store.key(job.id, "attempts"), piece, 1)
-            if attempt >= MAX_ATTEMPTS:
-                state.give_up(
-                    self.store,
-                    job.id,
-                    f"{piece} of the job stopped {attempt} times (its worker died each time); "
-                    "the previous index is still serving",
-                )
+        if not job.chunks:
+            pieces = ["plan"]
+        else:
+            pieces = [state.chunk_piece(n) for n in range(job.chunks) if n not in parts]
+            if self.redis.sismember(self.store.key(job.id, "claims"), "commit"):
+                pieces.append("commit")
+        for piece in pieces:
+            attempt = int(self.redis.hget(self.store.key(job.id, "attempts"), piece) or 0)
+            rq_job = self._rq_job(job.id, piece, attempt)
+            if self._alive(job.id, piece) or self._waiting(rq_job):
+                continue
+            if rq_job is None or attempt + 1 >= MAX_ATTEMPTS:
+                if rq_job is None:
+                    why = "was lost from the queue"
+                else:
+                    why = f"stopped {attempt + 1} times (its worker died each time)"
+                error = f"{piece} of the job {why}; the previous index is still serving"
+                state.give_up(self.store, job.id, error)
                 self.folders.remove(job.id)
                 return
             log.warning("job %s: %s lost its worker; running it again", job.id, piece)
-            self._enqueue_again(job.id, piece, attempt)
+            self.redis.hset(self.store.key(job.id, "attempts"), piece, attempt + 1)
+            self.queue.enqueue(
+                rq_job.func,
+                *rq_job.args,
+                job_id=f"{job.id}-{piece}-try{attempt + 1}",
+                job_timeout=-1,
+            )
 
-    def _started(self, job_id: str, piece: str) -> bool:
-        """Whether the piece was taken by a worker (not waiting in the queue)."""
-        return bool(self.redis.sismember(self.store.key(job_id, "started"), piece))
+    def _rq_job(self, job_id: str, piece: str, attempt: int):
+        """The RQ job of the piece's latest attempt (None if Redis lost it)."""
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job as RQJob
+
+        suffix = f"-try{attempt}" if attempt else ""
+        try:
+            return RQJob.fetch(f"{job_id}-{piece}{suffix}", connection=self.redis)
+        except NoSuchJobError:
+            return None
+
+    def _waiting(self, rq_job) -> bool:
+        """Queued for a worker, or taken so recently that it has not beaten yet."""
+        from rq.job import JobStatus
+
+        if rq_job is None:
+            return False
+        status = rq_job.get_status()
+        if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+            return True
+        started = rq_job.started_at
+        return (
+            status == JobStatus.STARTED
+            and started is not None
+            and (datetime.now(timezone.utc) - started.replace(tzinfo=timezone.utc)).total_seconds()
+            < self.stale_s
+        )
 
     def _alive(self, job_id: str, piece: str) -> bool:
         return bool(self.redis.exists(self.store.key(job_id, f"alive:{piece}")))
-
-    def _enqueue_again(self, job_id: str, piece: str, attempt: int) -> None:
-        from rq.job import Job as RQJob
-
-        original = RQJob.fetch(f"{job_id}-{piece}", connection=self.redis)
-        self.redis.srem(self.store.key(job_id, "started"), piece)
-        self.queue.enqueue(
-            original.func,
-            *original.args,
-            job_id=f"{job_id}-{piece}-try{attempt}",
-            job_timeout=-1,
-        )
 
     def close(self) -> None:
         self.redis.close()
@@ -207,11 +228,10 @@ def _current() -> tuple[RedisJobStore, ReindexTarget]:
 @contextmanager
 def _piece(store: RedisJobStore, job_id: str, piece: str, stale_s: float) -> Iterator[None]:
     """Keep the piece's liveness key alive while it runs (it expires `stale_s` after the
-    worker stops beating it), and mark the piece started."""
+    worker stops beating it)."""
     alive = store.key(job_id, f"alive:{piece}")
     ttl_ms = max(1000, int(stale_s * 1000))
     store.redis.set(alive, "1", px=ttl_ms)
-    store.redis.sadd(store.key(job_id, "started"), piece)
     stop = threading.Event()
 
     def beat() -> None:
@@ -380,7 +400,8 @@ def run_worker(target: ReindexTarget, redis_url: str, *, burst: bool = False) ->
                 )
                 pause = 1.0
                 worker.work(burst=burst, with_scheduler=False)
-                if burst or worker._stop_requested:
+                # Asked to stop (SIGTERM, SIGINT: RQ notes when), or done in burst mode.
+                if burst or worker._shutdown_requested_date is not None:
                     return
                 reason = "the RQ worker loop ended"
             except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -175,13 +175,11 @@ def held_out(synthetic_set: Path) -> list[tuple[str, Path]]:
     return [(path.parent.parent.name, path) for path in sorted(synthetic_set.glob("*/test/*"))]
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server on a free port, no persistence, gone after the session."""
+def start_redis(port: int, folder: Path, *, append_only: bool = False) -> Process:
+    """A real redis-server on 127.0.0.1:`port`, answering when this returns; with
+    `append_only`, every write is in its append-only file (fsync'd) under `folder`."""
     import redis
 
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
     process = Process(
         [
             "redis-server",
@@ -192,20 +190,31 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if append_only else "no",
+            "--appendfsync",
+            "always",
             "--dir",
             str(folder),
         ],
         dict(os.environ),
         folder / "redis.log",
     )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
+    client = redis.Redis(port=port)
     try:
         wait_until(lambda: _pings(client), 30, "redis-server answering")
-        yield url
     finally:
         client.close()
+    return process
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free port, no persistence, gone after the session."""
+    port = free_port()
+    process = start_redis(port, tmp_path_factory.mktemp("redis"))
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
         process.stop()
 
 

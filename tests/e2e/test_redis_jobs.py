@@ -107,6 +107,13 @@ class Stack:
 
         wait_until(killed, 120, "a worker running a chunk")
 
+    def wait_under_way(self, job: dict, done: int) -> None:
+        wait_until(
+            lambda: self.server.http.get(f"/jobs/{job['id']}").json()["done"] >= done,
+            120,
+            "the reindex under way",
+        )
+
     def reindex(self, folder: Path) -> dict:
         response = self.server.http.post("/reindex", data={"folder": str(folder)}, headers=KEY)
         assert response.status_code == 202, response.text
@@ -166,11 +173,7 @@ def test_workers_share_a_reindex_and_held_out_shapes_get_their_classes(
 
 def test_shapes_acknowledged_during_a_reindex_are_kept(stack, synthetic_set) -> None:
     job = stack.reindex(bigger_set(stack, synthetic_set))
-    wait_until(
-        lambda: stack.server.http.get(f"/jobs/{job['id']}").json()["done"] >= 1,
-        120,
-        "the reindex under way",
-    )
+    stack.wait_under_way(job, done=1)
     # Frozen, the workers cannot commit before these adds are acknowledged.
     with stack.frozen():
         acknowledged = []
@@ -197,11 +200,7 @@ def test_cancelling_a_running_reindex_keeps_the_old_index(stack, synthetic_set) 
     before = stack.shapes()
     assert before
     job = stack.reindex(bigger_set(stack, synthetic_set))
-    wait_until(
-        lambda: stack.server.http.get(f"/jobs/{job['id']}").json()["done"] >= 1,
-        120,
-        "the reindex under way",
-    )
+    stack.wait_under_way(job, done=1)
     # Frozen, the workers cannot finish the job before the cancel lands, however slow
     # this machine is; thawed, they see the cancel at their next file.
     with stack.frozen():
@@ -215,11 +214,7 @@ def test_cancelling_a_running_reindex_keeps_the_old_index(stack, synthetic_set) 
 def test_a_chunk_whose_worker_is_killed_runs_again_on_another(stack, synthetic_set) -> None:
     before = stack.shapes()
     job = stack.reindex(bigger_set(stack, synthetic_set))
-    wait_until(
-        lambda: stack.server.http.get(f"/jobs/{job['id']}").json()["done"] >= 4,
-        120,
-        "the reindex under way",
-    )
+    stack.wait_under_way(job, done=4)
     stack.kill_a_worker_running_a_chunk(job)
     assert stack.shapes() == before  # the old index serves until the commit
     ready = stack.server.http.get("/readyz").json()
@@ -249,6 +244,8 @@ def test_a_chunk_whose_worker_is_killed_runs_again_on_another(stack, synthetic_s
 
 def test_a_piece_that_keeps_dying_fails_its_job_after_three_tries(tmp_path, redis_url) -> None:
 
+    from rq.job import JobStatus
+
     from app.jobs import JobFolders, RQJobs, state
     from app.jobs.backends import MAX_ATTEMPTS, rq_chunk
 
@@ -260,14 +257,18 @@ def test_a_piece_that_keeps_dying_fails_its_job_after_three_tries(tmp_path, redi
         backend.store.create(job)
         assert state.start(backend.store, job.id)
         backend.queue.enqueue(rq_chunk, job.id, 0, "/nowhere", [], [], job_id=f"{job.id}-chunk-0")
+        queued = backend.queue.fetch_job(f"{job.id}-chunk-0")
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            # The chunk was taken by a worker that then died: started, no liveness key.
-            backend.redis.sadd(backend.store.key(job.id, "started"), "chunk-0")
+            backend.reap()  # queued: waiting for a worker, nothing to do
+            assert backend.store.get(job.id).state == state.RUNNING
+            # Taken by a worker that died (RQ recorded the failure; no liveness key).
+            queued.set_status(JobStatus.FAILED)
             backend.reap()
             seen = backend.store.get(job.id)
             if attempt < MAX_ATTEMPTS:
                 assert seen.state == state.RUNNING
-                assert backend.queue.fetch_job(f"{job.id}-chunk-0-try{attempt}") is not None
+                queued = backend.queue.fetch_job(f"{job.id}-chunk-0-try{attempt}")
+                assert queued is not None and queued.get_status() == JobStatus.QUEUED
         assert seen.state == state.FAILED and "stopped 3 times" in seen.error
     finally:
         backend.redis.flushdb()

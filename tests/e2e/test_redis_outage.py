@@ -5,60 +5,20 @@ happened."""
 
 from __future__ import annotations
 
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import (
-    GMVIT,
-    KEY,
-    Process,
-    Server,
-    _pings,
-    free_port,
-    service_env,
-)
+from tests.e2e.conftest import GMVIT, KEY, Process, Server, free_port, service_env, start_redis
 from tests.polling import wait_job, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def start_redis(port: int, folder: Path) -> Process:
-    import redis
-
-    process = Process(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            str(folder),
-        ],
-        dict(os.environ),
-        folder / "redis.log",
-    )
-    client = redis.Redis(port=port)
-    try:
-        wait_until(lambda: _pings(client), 30, "redis-server answering")
-    finally:
-        client.close()
-    return process
-
-
 def test_a_redis_outage_loses_no_job_and_no_worker(tmp_path, synthetic_set) -> None:
     port = free_port()
     (tmp_path / "redis").mkdir()
-    redis_server = start_redis(port, tmp_path / "redis")
+    redis_server = start_redis(port, tmp_path / "redis", append_only=True)
     allowed = tmp_path / "allowed"
     for copy in range(2):
         shutil.copytree(synthetic_set, allowed / "set" / f"copy{copy}")
@@ -97,7 +57,7 @@ def test_a_redis_outage_loses_no_job_and_no_worker(tmp_path, synthetic_set) -> N
         wait_until(lambda: "reconnecting" in worker.output(), 120, "the worker seeing the outage")
         assert worker.alive(), worker.tail()
 
-        redis_server = start_redis(port, tmp_path / "redis")
+        redis_server = start_redis(port, tmp_path / "redis", append_only=True)
         final = wait_job(server.http, job_id, timeout_s=300)
         assert final["state"] == "succeeded", (final, worker.tail())
         assert final["done"] == final["total"] == final["indexed"] + final["failed"]
