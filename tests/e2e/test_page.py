@@ -141,3 +141,25 @@ def test_adding_from_the_page_needs_the_key(server, browser, synthetic_set) -> N
         assert page.refused == []
     finally:
         page.close()
+
+
+def test_names_and_labels_from_the_index_are_shown_as_text(server, browser, synthetic_set) -> None:
+    label, mesh = held_out(synthetic_set)[1]
+    hostile = '<img src=x onerror="window.pwned=1">'
+    added = server.http.post(
+        "/shapes",
+        files={"file": ("x.off", mesh.read_bytes() + b"\n")},
+        data={"name": hostile, "label": hostile},
+        headers=KEY,
+    )
+    assert added.status_code == 201, added.text
+    page = open_page(browser, server.url + "/")
+    try:
+        page.fill("#top-k", "50")
+        page.set_input_files("#file-input", str(mesh))
+        page.wait_for_selector("#result", state="visible", timeout=120_000)
+        assert hostile in page.text_content("#neighbors")  # shown as the text it is
+        assert page.locator("#neighbors img[src='x']").count() == 0
+        assert page.evaluate("window.pwned") is None
+    finally:
+        page.close()
