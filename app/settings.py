@@ -13,6 +13,11 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from renderer.limits import LoadLimits
+
+# The renderer's own bounds are the defaults of those the service lets you set.
+_LOAD = LoadLimits()
+
 # The shipped student, found from any working directory of a source checkout.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "gmvit-mini-synth10.pt"
 
@@ -28,12 +33,16 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="RQ job queue; unset = in-process jobs")
     api_key: str | None = Field(None, description="X-API-Key needed for every write")
     read_key: str | None = Field(None, description="X-API-Key needed for reads when set")
-    max_upload_bytes: int = Field(64 * 2**20, gt=0, description="per uploaded mesh file")
+    max_upload_bytes: int = Field(
+        _LOAD.max_bytes, gt=0, description="per uploaded mesh (with the files it names)"
+    )
     max_batch_upload_bytes: int = Field(
         1024 * 2**20, gt=0, description="whole body of a POST /reindex with uploaded files"
     )
-    max_faces: int = Field(2_000_000, gt=0, description="per mesh, checked by the renderer")
-    render_timeout_s: float = Field(20.0, gt=0, description="load + render time per mesh")
+    max_faces: int = Field(_LOAD.max_faces, gt=0, description="per mesh, checked by the renderer")
+    render_timeout_s: float = Field(
+        _LOAD.timeout_s, gt=0, description="time to load (parse) one mesh"
+    )
     upload_timeout_s: float = Field(
         60.0, gt=0, description="time a request body may take to arrive (408 after)"
     )
