@@ -124,19 +124,20 @@ def plan(
 
 def _describe_file(
     path: Path, target: ReindexTarget, inside: list[Path]
-) -> tuple[pipeline.Described, str]:
+) -> tuple[pipeline.Described, str, bytes]:
+    """The file's views and descriptor, its sha256 and its thumbnail (on a pool thread)."""
     real = path.resolve()
     if not any(real.is_relative_to(root) for root in inside):
         raise renderer.MeshError("a link to a file outside the allowed folders: refused")
     described = pipeline.describe(real, target.embedder, target.settings, filename=path.name)
-    return described, pipeline.sha256_of(real)
+    return described, pipeline.sha256_of(real), pipeline.grid_png(described.views)
 
 
 def _describe_all(
     files: list[tuple[Path, str | None]], target: ReindexTarget, inside: list[Path]
-) -> Iterator[tuple[Path, str | None, tuple[pipeline.Described, str] | Exception]]:
+) -> Iterator[tuple[Path, str | None, tuple[pipeline.Described, str, bytes] | Exception]]:
     """Describe files on the target's threads, yielding (path, label, result) in order; the
-    result is (Described, sha256), or the file's MeshError or OSError. A pipeline: while
+    result is (Described, sha256, thumbnail), or the file's MeshError or OSError. A pipeline: while
     one file embeds (in a batch shared with other threads), the next ones load and render.
     Few files are in flight at once, so a cancel is quick."""
     window = 2 * target.threads
@@ -185,9 +186,9 @@ def run_chunk(
         if isinstance(result, Exception):
             store.add_failure(job_id, piece, name, str(result))
         else:
-            described, sha256 = result
+            described, sha256, thumbnail = result
             thumb = thumbs / f"{number}-{len(rows)}.png"
-            write_atomic(thumb, pipeline.grid_png(described.views), durable=False)
+            write_atomic(thumb, thumbnail, durable=False)
             rows.append({"name": name, "label": label, "sha256": sha256, "thumb": thumb.name})
             vectors.append(described.descriptor)
         store.progress(job_id, piece, done)
