@@ -24,6 +24,11 @@ from gmvit.resnet import resnet, resnet_trunk
 from renderer.rigs import RIG_FOR_VIEWS, get_rig
 
 VARIANTS = ("teacher", "simple", "mini")
+# What `GMViTOutput.descriptor` means, as part of every model id: vectors of two definitions
+# never share an index, even under the same weights.
+#   1: F.normalize(relu(f_global)), a head whose in-place ReLU rewrote f_global (a bug)
+#   2: F.normalize(f_global), f_global before any ReLU, as the published code returns it
+DESCRIPTOR_VERSION = 2
 TEACHER_CNNS = ("resnet18", "resnet34")
 WIDTH = 512
 NUM_HEADS = 8
@@ -261,14 +266,16 @@ class StudentCNN(nn.Module):
 
 
 def _head(in_features: int, num_classes: int) -> nn.Sequential:
+    # Not in place: the output of the first Linear + BatchNorm is f_global, the descriptor,
+    # and must keep its negative entries (an in-place ReLU would rewrite it under the caller).
     return nn.Sequential(
         nn.Linear(in_features, 512),
         nn.BatchNorm1d(512),
-        nn.ReLU(inplace=True),
+        nn.ReLU(),
         nn.Dropout(0.5),
         nn.Linear(512, 256),
         nn.BatchNorm1d(256),
-        nn.ReLU(inplace=True),
+        nn.ReLU(),
         nn.Dropout(0.5),
         nn.Linear(256, num_classes),
     )
