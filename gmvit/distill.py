@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gmvit.checkpoint import load_checkpoint
-from gmvit.data.datasets import augment_shapes, to_input
+from gmvit.data.datasets import augment_shapes
 from gmvit.errors import GMViTError
 from gmvit.model import GMViTOutput
+from gmvit.preprocess import to_input
 from gmvit.train import Recipe, Runtime, TrainData, runtime, train_student
 
 FEATURES = ("f_cnn", "f_vit1", "att", "f_vit2", "f_global")
@@ -48,10 +49,10 @@ def distillation_loss(
 
 
 def _distill_step(teacher: nn.Module, augment: bool) -> Callable:
-    def factory(model, data: TrainData, image_size: int, rt: Runtime) -> Callable:
+    def factory(model, data: TrainData, rt: Runtime) -> Callable:
         def step(module: nn.Module, batch: tuple[Tensor, Tensor], generator: torch.Generator):
             views, labels = batch
-            x = to_input(views, image_size)
+            x = to_input(views, model.config)
             if augment:
                 x = augment_shapes(x, data.split.rig, generator)
             x, labels = x.to(rt.device), labels.to(rt.device)
@@ -145,7 +146,8 @@ def distill(
         augment=augment,
         step_factory=_distill_step(teacher_model, augment),
         extra_meta=meta,
-        student_config={"group_bins": config.group_bins},
+        # The teacher's preprocessing: both see the same input.
+        student_config={"group_bins": config.group_bins, "mean": config.mean, "std": config.std},
         resume=resume,
         rt=rt,
         command=command,

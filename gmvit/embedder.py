@@ -1,5 +1,8 @@
 """The Embedder: rendered views in, descriptors and class probabilities out. What the service calls.
 
+The input is built as in training, by `gmvit.preprocess.to_input` with the checkpoint's config
+(image size, mean, std).
+
 Thread safety: `embed` may be called from several threads at once. Input checks and
 normalisation run in the calling thread; the forward passes of one Embedder are serialised
 by a lock, because torch already spreads one forward over `threads` cores and concurrent
@@ -17,9 +20,7 @@ import torch
 
 from gmvit.checkpoint import Checkpoint, load_checkpoint
 from gmvit.errors import GMViTError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from gmvit.preprocess import to_input
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Embedder:
         if not isinstance(checkpoint, Checkpoint):
             checkpoint = load_checkpoint(checkpoint)
         config = checkpoint.config
+        self.config = config
         self.model = checkpoint.model.to("cpu").eval()
         self.model_id = checkpoint.model_id
         self.class_names = list(checkpoint.class_names)
@@ -53,8 +55,6 @@ class Embedder:
         self.image_size = config.image_size
         self.num_views = config.num_views
         self.batch_size = batch_size
-        self._mean = torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
         self._lock = threading.Lock()
 
     def _check(self, views: np.ndarray) -> np.ndarray:
@@ -78,9 +78,7 @@ class Embedder:
         views = self._check(views)
         descriptors, probabilities = [], []
         for start in range(0, views.shape[0], self.batch_size):
-            chunk = torch.from_numpy(views[start : start + self.batch_size])
-            x = chunk.permute(0, 1, 4, 2, 3).float().div_(255.0)
-            x = (x - self._mean) / self._std
+            x = to_input(torch.from_numpy(views[start : start + self.batch_size]), self.config)
             with self._lock, torch.inference_mode():
                 out = self.model(x)
                 descriptors.append(out.descriptor.float().numpy())

@@ -24,10 +24,11 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from gmvit.checkpoint import load_checkpoint
-from gmvit.data.datasets import open_split, resize_views
+from gmvit.data.datasets import open_split
 from gmvit.embedder import Embedder
 from gmvit.errors import GMViTError
 from gmvit.model import count_parameters
+from gmvit.preprocess import resize_views
 
 
 @dataclass

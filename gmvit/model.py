@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gmvit.errors import GMViTError
+from gmvit.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from gmvit.resnet import resnet, resnet_trunk
 from renderer.rigs import RIG_FOR_VIEWS, get_rig
 
@@ -46,6 +47,9 @@ class GMViTConfig:
     image_size: int = 224  # what the model was trained on; the Embedder expects this size
     rig: str | None = None  # defaults to RIG_FOR_VIEWS[num_views]
     drop_path: float = 0.1
+    # Input normalisation per RGB channel (gmvit.preprocess.to_input).
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -70,6 +74,15 @@ class GMViTConfig:
                 raise GMViTError(f"{name} must be a positive integer, not {value!r}")
         if not 0.0 <= self.drop_path < 1.0:
             raise GMViTError(f"drop_path must be in [0, 1), not {self.drop_path!r}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            try:
+                channels = tuple(float(c) for c in value)
+            except (TypeError, ValueError):
+                channels = ()
+            if len(channels) != 3 or (name == "std" and min(channels) <= 0):
+                raise GMViTError(f"{name} must be three numbers (RGB), std above 0: {value!r}")
+            object.__setattr__(self, name, channels)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

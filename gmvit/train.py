@@ -41,10 +41,10 @@ from gmvit.data.datasets import (
     augment_views,
     open_split,
     stratified_holdout,
-    to_input,
 )
 from gmvit.errors import GMViTError
-from gmvit.model import GMViT, create_model
+from gmvit.model import GMViT, GMViTConfig, create_model
+from gmvit.preprocess import to_input
 
 
 @dataclass
@@ -284,27 +284,27 @@ def predict(
     model: nn.Module,
     split: ViewSplit,
     indices: np.ndarray,
-    image_size: int,
     device: torch.device,
     batch_size: int = 32,
 ) -> np.ndarray:
     """Predicted labels of the given shapes (model in eval mode)."""
+    config = _unwrap(model).config
     model.eval()
     predictions = []
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
         views = torch.from_numpy(np.stack([split.load(int(i)) for i in chunk]))
-        out = model(to_input(views, image_size).to(device))
+        out = model(to_input(views, config).to(device))
         predictions.append(out.logits.argmax(1).cpu().numpy())
     return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
 
 
 def accuracy(
-    model: nn.Module, split: ViewSplit, indices: np.ndarray, image_size: int, device: torch.device
+    model: nn.Module, split: ViewSplit, indices: np.ndarray, device: torch.device
 ) -> float:
     if len(indices) == 0:
         return 0.0
-    predicted = predict(model, split, indices, image_size, device)
+    predicted = predict(model, split, indices, device)
     return float((predicted == split.labels[indices]).mean())
 
 
@@ -356,12 +356,12 @@ class TrainData:
         }
 
 
-def multiview_step(data: TrainData, image_size: int, rt: Runtime, augment: bool) -> Callable:
+def multiview_step(data: TrainData, config: GMViTConfig, rt: Runtime, augment: bool) -> Callable:
     """A training step on (views, labels) batches with cross-entropy on the logits."""
 
     def step(module: nn.Module, batch: tuple[Tensor, Tensor], generator: torch.Generator):
         views, labels = batch
-        x = to_input(views, image_size)
+        x = to_input(views, config)
         if augment:
             x = augment_shapes(x, data.split.rig, generator)
         labels = labels.to(rt.device)
@@ -453,7 +453,7 @@ class _Run:
             train_set=MultiViewDataset(self.data.split, self.data.train_idx),
             step=step,
             validate=lambda: accuracy(
-                model, self.data.split, self.data.val_or_train, self.image_size, self.rt.device
+                model, self.data.split, self.data.val_or_train, self.rt.device
             ),
             on_best=save_best,
             resume=resume,
@@ -485,7 +485,7 @@ def train_teacher(
         rt=rt,
         command=command,
     )
-    rt, data, image_size = run.rt, run.data, run.image_size
+    rt, data = run.rt, run.data
     cnn_recipe = cnn_recipe or Recipe(batch_size=64)
     recipe = recipe or Recipe()
     num_classes = len(data.split.classes)
@@ -498,7 +498,7 @@ def train_teacher(
 
     def cnn_step(module: nn.Module, batch: tuple[Tensor, Tensor], generator: torch.Generator):
         views, labels = batch
-        x = augment_views(to_input(views, image_size), generator).to(rt.device)
+        x = augment_views(to_input(views, model.config), generator).to(rt.device)
         labels = labels.to(rt.device)
         logits = module(x)
         return F.cross_entropy(logits, labels), logits, labels
@@ -511,7 +511,7 @@ def train_teacher(
         for start in range(0, len(idx), 16):
             chunk = idx[start : start + 16]
             views = torch.from_numpy(np.stack([data.split.load(int(i)) for i in chunk]))
-            logits = single(to_input(views.flatten(0, 1), image_size).to(rt.device))
+            logits = single(to_input(views.flatten(0, 1), model.config).to(rt.device))
             labels = torch.from_numpy(data.split.labels[chunk]).repeat_interleave(num_views)
             right += int((logits.argmax(1).cpu() == labels).sum())
         return right / (len(idx) * num_views)
@@ -540,7 +540,7 @@ def train_teacher(
             "best_epoch": stage1.best_epoch,
         },
     }
-    step = multiview_step(data, image_size, rt, augment)
+    step = multiview_step(data, model.config, rt, augment)
     stage2, best = run.fit_views("gmvit", model, recipe, step, meta, resume)
     if rt.is_main:
         _write_history(run.out / "history.json", {"cnn": asdict(stage1), "gmvit": asdict(stage2)})
@@ -556,7 +556,7 @@ def train_student(
     recipe: Recipe | None = None,
     val_fraction: float = 0.1,
     augment: bool = True,
-    step_factory: Callable[[GMViT, TrainData, int, Runtime], Callable] | None = None,
+    step_factory: Callable[[GMViT, TrainData, Runtime], Callable] | None = None,
     extra_meta: dict[str, Any] | None = None,
     student_config: dict[str, Any] | None = None,
     resume: bool = False,
@@ -577,9 +577,9 @@ def train_student(
     recipe = recipe or Recipe(batch_size=16)
     model = run.model(variant, **(student_config or {}))
     if step_factory is None:
-        step = multiview_step(run.data, run.image_size, run.rt, augment)
+        step = multiview_step(run.data, model.config, run.rt, augment)
     else:
-        step = step_factory(model, run.data, run.image_size, run.rt)
+        step = step_factory(model, run.data, run.rt)
     trained_by = "gmvit distill" if extra_meta else "gmvit train"
     meta = run.meta(trained_by) | {"recipe": asdict(recipe)} | (extra_meta or {})
     result, best = run.fit_views(variant, model, recipe, step, meta, resume)

@@ -1,8 +1,7 @@
 """Torch datasets over rendered views, and the batch transforms training shares.
 
-Datasets yield uint8 views; conversion to the network's input (resize, ImageNet
-normalisation, channels first) and augmentation run on whole batches, which is far cheaper
-than per item on a CPU.
+Datasets yield uint8 views; conversion to the network's input (`gmvit.preprocess.to_input`)
+and augmentation run on whole batches, which is far cheaper than per item on a CPU.
 """
 
 from __future__ import annotations
@@ -21,9 +20,6 @@ from gmvit.data.pngset import PngViewSet
 from gmvit.data.store import MANIFEST, ViewStore
 from gmvit.errors import GMViTError
 from renderer.rigs import get_rig
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -125,31 +121,6 @@ def stratified_holdout(
         val.extend(members[:count])
         train.extend(members[count:])
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
-
-
-def to_input(views: Tensor, image_size: int) -> Tensor:
-    """uint8 (..., H, W, 3) -> float (..., 3, S, S), resized and ImageNet-normalised."""
-    lead = views.shape[:-3]
-    x = views.reshape(-1, *views.shape[-3:]).permute(0, 3, 1, 2).float().div_(255.0)
-    if x.shape[-1] != image_size or x.shape[-2] != image_size:
-        x = F.interpolate(
-            x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False
-        )
-    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    x = (x - mean) / std
-    return x.reshape(*lead, 3, image_size, image_size)
-
-
-def resize_views(views: Tensor, size: int) -> Tensor:
-    """uint8 (..., H, W, 3) -> uint8 (..., size, size, 3), resized as `to_input` resizes."""
-    if views.shape[-3] == size and views.shape[-2] == size:
-        return views
-    lead = views.shape[:-3]
-    x = views.reshape(-1, *views.shape[-3:]).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    x = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-    return x.reshape(*lead, size, size, 3)
 
 
 def mirror_order(rig: str) -> np.ndarray:

@@ -7,14 +7,10 @@ import pytest
 import torch
 
 import renderer
+from gmvit import GMViTConfig
 from gmvit.data import synth
-from gmvit.data.datasets import (
-    augment_shapes,
-    mirror_order,
-    resize_views,
-    stratified_holdout,
-    to_input,
-)
+from gmvit.data.datasets import augment_shapes, mirror_order, stratified_holdout
+from gmvit.preprocess import resize_views, to_input
 
 
 @pytest.mark.parametrize("rig", ["circle-12", "dodecahedron-20"])
@@ -41,22 +37,26 @@ def test_mirrored_views_are_the_views_of_the_mirrored_mesh(rig):
 
 
 def test_augmentation_keeps_shape_and_is_seeded():
-    views = to_input(torch.randint(0, 256, (4, 12, 16, 16, 3), dtype=torch.uint8), 16)
+    config = GMViTConfig("mini", image_size=16)
+    views = to_input(torch.randint(0, 256, (4, 12, 16, 16, 3), dtype=torch.uint8), config)
     a = augment_shapes(views, "circle-12", torch.Generator().manual_seed(3))
     b = augment_shapes(views, "circle-12", torch.Generator().manual_seed(3))
     assert a.shape == views.shape and torch.equal(a, b)
     assert not torch.equal(a, views)
 
 
-def test_to_input_normalises_like_imagenet_and_resizes():
+def test_to_input_normalises_as_the_config_says_and_resizes():
     white = torch.full((2, 12, 8, 8, 3), 255, dtype=torch.uint8)
-    x = to_input(white, 8)
+    x = to_input(white, GMViTConfig("mini", image_size=8))
     assert x.shape == (2, 12, 3, 8, 8)
     assert torch.allclose(
         x[0, 0, :, 0, 0],
         (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]),
     )
-    assert to_input(white, 4).shape == (2, 12, 3, 4, 4)
+    grey = GMViTConfig("mini", image_size=4, mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0))
+    x = to_input(white, grey)
+    assert x.shape == (2, 12, 3, 4, 4)
+    assert torch.allclose(x[0, 0, :, 0, 0], torch.tensor([2.0, 1.0, 0.5]))
     assert resize_views(white, 4).shape == (2, 12, 4, 4, 3)
 
 

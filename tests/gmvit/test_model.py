@@ -115,6 +115,13 @@ def test_config_round_trip_and_validation():
     config = GMViTConfig("teacher", num_views=20, cnn="resnet34")
     assert config.rig == "dodecahedron-20"
     assert GMViTConfig.from_dict(config.to_dict()) == config
+    assert (config.mean, config.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    as_json = {**config.to_dict(), "mean": [0.5, 0.5, 0.5], "std": [1, 1, 1]}
+    assert GMViTConfig.from_dict(as_json).std == (1.0, 1.0, 1.0)
+    with pytest.raises(GMViTError, match="std must be three numbers"):
+        GMViTConfig("mini", std=(0.2, 0.0, 0.2))
+    with pytest.raises(GMViTError, match="mean must be three numbers"):
+        GMViTConfig("mini", mean=(0.5, 0.5))
     with pytest.raises(GMViTError, match="variant"):
         GMViTConfig("huge")
     with pytest.raises(GMViTError, match="views"):

@@ -169,8 +169,8 @@ def test_an_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
 
     calls = 0
 
-    def interrupting(model, split_data, image_size, rt):
-        step = multiview_step(split_data, image_size, rt, augment=True)
+    def interrupting(model, split_data, rt):
+        step = multiview_step(split_data, model.config, rt, augment=True)
 
         def interrupted_step(module, batch, generator):
             nonlocal calls
