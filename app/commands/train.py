@@ -21,6 +21,17 @@ def _add_recipe(parser: argparse.ArgumentParser, batch_size: int) -> None:
     )
     group.add_argument("--momentum", type=float, default=0.9)
     group.add_argument("--weight-decay", type=float, default=1e-4)
+    ours = parser.add_argument_group("beyond the paper")
+    ours.add_argument(
+        "--contrastive",
+        type=float,
+        default=0.0,
+        help="weight of an instance-contrastive term on f_global (renders of one shape are "
+        "positives; batches hold pairs of them); 0 = the paper's losses alone",
+    )
+    ours.add_argument(
+        "--temperature", type=float, default=0.1, help="temperature of the contrastive term"
+    )
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +48,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--bf16", action="store_true", help="forward under bfloat16 autocast")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
 
@@ -95,6 +107,8 @@ def _recipe(args: argparse.Namespace, epochs: int | None = None, batch: int | No
         t_max=args.t_max,
         momentum=args.momentum,
         weight_decay=args.weight_decay,
+        contrastive=args.contrastive,
+        temperature=args.temperature,
     )
 
 
@@ -107,7 +121,7 @@ def _runtime(args: argparse.Namespace):
         if args.threads < 1:
             raise CLIError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    return runtime(args.device, args.seed)
+    return runtime(args.device, args.seed, bf16=args.bf16)
 
 
 def _finish(rt, best: Path) -> int:
@@ -136,6 +150,7 @@ def _train(args: argparse.Namespace) -> int:
         # Stage 1 anneals over its own length: min(50, --cnn-epochs).
         cnn_recipe = _recipe(args, epochs=args.cnn_epochs, batch=args.cnn_batch_size)
         cnn_recipe.t_max = min(50, args.cnn_epochs)
+        cnn_recipe.contrastive = 0.0  # single views: the contrastive term is stage 2's
         best = train_teacher(
             args.data, args.out, cnn_recipe=cnn_recipe, recipe=_recipe(args), cnn=args.cnn, **common
         )

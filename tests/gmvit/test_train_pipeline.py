@@ -221,3 +221,34 @@ def test_data_parallel_under_torchrun(data, tmp_path):
     assert done.stdout.count("best checkpoint") == 1
     checkpoint = load_checkpoint(tmp_path / "best.pt")
     assert checkpoint.meta["data"]["train_shapes"] == 9
+
+
+def test_contrastive_recipe_on_augmented_copies_through_the_cli(data, tmp_path):
+    """Copies rendered by `dataset render --augment`, a label-trained student with the
+    instance-contrastive term under bf16 autocast, and a student distilled from it with its
+    own term: each records what it did."""
+    views = str(tmp_path / "views")
+    assert (
+        main(
+            ["dataset", "render", str(data / "meshes"), "-o", views, "--size", str(SIZE)]
+            + ["--augment", "1", "--augment-seed", "3"]
+        )
+        == 0
+    )
+    recipe = ["--epochs", "1", "--batch-size", "4", "--threads", "2", "--contrastive", "0.5"]
+    first = str(tmp_path / "mini")
+    assert (
+        main(["train", "--variant", "mini", "--data", views, "-o", first, "--bf16", *recipe]) == 0
+    )
+    mini = load_checkpoint(Path(first) / "best.pt")
+    assert mini.meta["recipe"]["contrastive"] == 0.5
+    assert mini.meta["data"]["train_shapes"] == 9 and mini.meta["data"]["train_renders"] == 18
+    history = json.loads((Path(first) / "history.json").read_text())["mini"]["history"]
+    assert np.isfinite(history[0]["loss"])
+
+    second = str(tmp_path / "simple")
+    command = ["distill", "--teacher", f"{first}/best.pt", "--student", "simple"]
+    assert main([*command, "--data", views, "-o", second, *recipe]) == 0
+    simple = load_checkpoint(Path(second) / "best.pt")
+    assert simple.meta["recipe"]["contrastive"] == 0.5
+    assert simple.meta["teacher"]["model_id"] == mini.model_id
