@@ -38,7 +38,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     for module_name, attr in (
         ("renderer", "MeshError"),
         ("gmvit", "GMViTError"),
-        ("index", "IndexError_"),
+        ("index", "ShapeIndexError"),
     ):
         try:
             errors.append(getattr(importlib.import_module(module_name), attr))

@@ -64,6 +64,9 @@ class Job:
     heartbeat_at: float | None = None
     cancel_requested: bool = False
     pieces: list[str] = field(default_factory=list)  # its RQ job ids
+    # The index's next shape id when the job was submitted: its commit keeps every shape
+    # added since (acknowledged while the job ran), see ShapeIndex.rebuild.
+    since_id: int | None = None
 
     def seen_at(self, now: float, stale_s: float, waiting: Callable[[], bool] = bool) -> Job:
         """This job as a reader should see it: a running job without heartbeat, none of
@@ -83,7 +86,9 @@ def new_job_id() -> str:
 
 
 class JobStore(Protocol):
-    def create(self, kind: str, source: str, job_id: str | None = None) -> Job: ...
+    def create(
+        self, kind: str, source: str, job_id: str | None = None, since_id: int | None = None
+    ) -> Job: ...
     def get(self, job_id: str) -> Job | None: ...
     def update(self, job_id: str, **fields: Any) -> None: ...
     def add_failure(self, job_id: str, file: str, error: str) -> None: ...
@@ -100,8 +105,10 @@ class MemoryJobStore:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def create(self, kind: str, source: str, job_id: str | None = None) -> Job:
-        job = Job(id=job_id or new_job_id(), kind=kind, source=source)
+    def create(
+        self, kind: str, source: str, job_id: str | None = None, since_id: int | None = None
+    ) -> Job:
+        job = Job(id=job_id or new_job_id(), kind=kind, source=source, since_id=since_id)
         with self._lock:
             self._jobs[job.id] = job
             return replace(job)
@@ -155,8 +162,10 @@ class RedisJobStore:
     def _key(job_id: str) -> str:
         return f"gmvit:job:{job_id}"
 
-    def create(self, kind: str, source: str, job_id: str | None = None) -> Job:
-        job = Job(id=job_id or new_job_id(), kind=kind, source=source)
+    def create(
+        self, kind: str, source: str, job_id: str | None = None, since_id: int | None = None
+    ) -> Job:
+        job = Job(id=job_id or new_job_id(), kind=kind, source=source, since_id=since_id)
         fields = {k: json.dumps(v) for k, v in asdict(job).items() if k != "failures"}
         with self.redis.pipeline() as pipe:
             pipe.hset(self._key(job.id), mapping=fields)
@@ -430,7 +439,8 @@ def commit_parts(
     # Thumbnails of shapes the new generation drops are removed after the swap; only
     # files that exist now (ids are never reused: later files belong to later adds).
     earlier_thumbs = list(thumbs_dir.glob("*.png"))
-    builder = target.index.rebuild()
+    job = store.get(job_id)
+    builder = target.index.rebuild(since=job.since_id if job is not None else None)
     try:
         seen: dict[str, str] = {}
         indexed = 0
@@ -537,9 +547,10 @@ class InProcessJobs:
         *,
         inside: list[Path],
         cleanup: bool,
+        since_id: int,
         job_id: str | None = None,
     ) -> Job:
-        job = self.store.create(kind, source, job_id)
+        job = self.store.create(kind, source, job_id, since_id)
         self._executor.submit(
             run_reindex, self.store, job.id, root, self.target, inside=inside, cleanup=cleanup
         )
@@ -581,9 +592,10 @@ class RQJobs:
         *,
         inside: list[Path],
         cleanup: bool,
+        since_id: int,
         job_id: str | None = None,
     ) -> Job:
-        job = self.store.create(kind, source, job_id)
+        job = self.store.create(kind, source, job_id, since_id)
         piece = f"{job.id}-plan"
         self.store.update(job.id, pieces=[piece])
         self.queue.enqueue(

@@ -128,7 +128,14 @@ def start_demo(service: Service) -> jobs.Job | None:
         staging.rename(root)
     log.info("indexing the synthetic demo set in %s (a background job)", shapes)
     metrics.JOBS_SUBMITTED.labels("demo").inc()
-    return service.jobs.submit("demo", "demo", shapes, inside=[shapes], cleanup=False)
+    return service.jobs.submit(
+        "demo",
+        "demo",
+        shapes,
+        inside=[shapes],
+        cleanup=False,
+        since_id=service.index.next_shape_id(),
+    )
 
 
 # ------------------------------------------------------------------ helpers
@@ -541,6 +548,7 @@ async def reindex(
             await asyncio.to_thread(shutil.rmtree, root, True)
             raise
         inside, source, cleanup = [root], "upload", True
+    since_id = await asyncio.to_thread(service.index.next_shape_id)
     job = await asyncio.to_thread(
         service.jobs.submit,
         "reindex",
@@ -548,6 +556,7 @@ async def reindex(
         root,
         inside=inside,
         cleanup=cleanup,
+        since_id=since_id,
         job_id=job_id,
     )
     metrics.JOBS_SUBMITTED.labels("reindex").inc()
@@ -737,9 +746,13 @@ def add_error_handlers(app: FastAPI) -> None:
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
 
-    @app.exception_handler(shape_index.IndexError_)
+    @app.exception_handler(shape_index.ShapeIndexError)
     async def index_error(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
+class StartupRefused(RuntimeError):
+    """The service will not start on this data dir or model (the message says why)."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -748,7 +761,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        service = await asyncio.to_thread(open_service, settings)
+        try:
+            service = await asyncio.to_thread(open_service, settings)
+        except (shape_index.ShapeIndexError, gmvit.GMViTError) as exc:
+            log.error("cannot start: %s", exc)
+            raise StartupRefused(str(exc)) from None
         app.state.service = service
         try:
             await asyncio.to_thread(start_demo, service)

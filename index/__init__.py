@@ -4,14 +4,15 @@ See `index.shape_index` for the on-disk layout, the commit discipline and how se
 processes share one index.
 """
 
-from index.errors import IndexError_, ModelMismatchError
+from index.errors import IndexDamagedError, ModelMismatchError, ShapeIndexError
 from index.shape_index import IndexBuilder, SearchHit, ShapeIndex, model_slug
 from index.store import ShapeRecord
 from index.vectors import normalize
 
 __all__ = [
     "IndexBuilder",
-    "IndexError_",
+    "IndexDamagedError",
+    "ShapeIndexError",
     "ModelMismatchError",
     "SearchHit",
     "ShapeIndex",

@@ -1,17 +1,27 @@
-"""The append log of one index generation: every add and remove since the last snapshot.
+"""The append log of one index generation: every add and remove of the generation's life.
 
-A record is `<u32 payload length><u32 crc32 of payload><payload>`, the payload being
-`<u8 op><i64 shape id>` followed, for an add, by the L2-normalised float32 vector. Each
-append is written and fsync'd before the caller commits the metadata row, so a record that
-reads back intact was fully written; a record cut short by a crash (torn tail) fails its
-length or checksum and ends the replay there.
+The log is the generation's history, never truncated by a snapshot (the snapshot only saves
+replaying it), so a lost or damaged snapshot is rebuilt from the log and every vector lives
+in two files.
+
+File: a header `GMVLOG01` + a 16-byte epoch (random, new whenever the file is rewritten, so
+a snapshot can tell which log its offset refers to), then records. A record is
+`<u32 payload length><u32 crc32 of payload><payload>`, the payload being `<u8 op><i64 shape
+id>` followed, for an add, by the L2-normalised float32 vector. Each append is written and
+fsync'd before the caller commits the metadata row, so a record that reads back intact was
+fully written; a record cut short by a crash (torn tail) fails its length or checksum.
+
+Logs written before the header existed (no magic) are read as "legacy": their records start
+at byte 0 and a legacy snapshot covers everything before them.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import uuid
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +30,12 @@ import numpy as np
 OP_ADD = 1
 OP_REMOVE = 2
 
-_HEADER = struct.Struct("<II")
+MAGIC = b"GMVLOG01"
+HEADER_SIZE = len(MAGIC) + 16
+
+_RECORD = struct.Struct("<II")
 _OP = struct.Struct("<Bq")
+_READ_CHUNK = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -31,63 +45,152 @@ class LogEntry:
     vector: np.ndarray | None
 
 
+@dataclass(frozen=True)
+class LogScan:
+    """What reading a log from some offset found: every intact record, also past damage."""
+
+    entries: list[LogEntry]
+    end: int  # the offset just after the last intact record
+    size: int  # the file's size
+    damaged: list[int]  # offsets of bad records (a run of bad bytes counts once)
+
+    @property
+    def torn_tail(self) -> bool:
+        """Bad bytes only after the last intact record: an append cut short by a crash."""
+        return self.end < self.size and not self.damaged_inside
+
+    @property
+    def damaged_inside(self) -> bool:
+        """Bad bytes with intact records after them: not a crash, the file was damaged."""
+        return bool(self.damaged) and self.damaged[0] < self.end
+
+
 def encode(op: int, shape_id: int, vector: np.ndarray | None = None) -> bytes:
     payload = _OP.pack(op, shape_id)
     if vector is not None:
         payload += np.ascontiguousarray(vector, dtype="<f4").tobytes()
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return _RECORD.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def read_log(path: Path, dim: int, start: int = 0) -> tuple[list[LogEntry], int]:
-    """The intact records from byte `start` on, and the offset just after the last one."""
+def read_header(path: Path) -> tuple[bytes | None, int]:
+    """(epoch, offset of the first record); epoch None for a legacy or missing log."""
     try:
-        data = path.read_bytes()[start:]
+        with open(path, "rb") as file:
+            head = file.read(HEADER_SIZE)
     except FileNotFoundError:
-        return [], start
-    add_size = _OP.size + 4 * dim
+        return None, 0
+    if len(head) == HEADER_SIZE and head.startswith(MAGIC):
+        return head[len(MAGIC) :], HEADER_SIZE
+    return None, 0
+
+
+def _decode(payload: bytes, dim: int) -> LogEntry | None:
+    op, shape_id = _OP.unpack_from(payload)
+    if op == OP_ADD and len(payload) == _OP.size + 4 * dim:
+        vector = np.frombuffer(payload, dtype="<f4", offset=_OP.size).astype(np.float32)
+        return LogEntry(op, shape_id, vector)
+    if op == OP_REMOVE and len(payload) == _OP.size:
+        return LogEntry(op, shape_id, None)
+    return None
+
+
+def _records(path: Path, start: int, dim: int) -> Iterator[tuple[int, LogEntry | None]]:
+    """(offset, entry) of each record from `start`, entry None where the record is bad;
+    after a bad record, the next offsets at which an intact record parses are tried."""
+    max_payload = _OP.size + 4 * dim
+    with open(path, "rb") as file:
+        file.seek(start)
+        buffer = b""
+        base = start
+        eof = False
+        pos = 0
+        while True:
+            if len(buffer) - pos < _RECORD.size + max_payload and not eof:
+                chunk = file.read(_READ_CHUNK)
+                eof = not chunk
+                buffer = buffer[pos:] + chunk
+                base += pos
+                pos = 0
+            if len(buffer) - pos < _RECORD.size:
+                return
+            length, crc = _RECORD.unpack_from(buffer, pos)
+            payload = buffer[pos + _RECORD.size : pos + _RECORD.size + length]
+            entry = None
+            if _OP.size <= length <= max_payload and len(payload) == length:
+                if zlib.crc32(payload) == crc:
+                    entry = _decode(payload, dim)
+            yield base + pos, entry
+            pos += _RECORD.size + length if entry is not None else 1
+
+
+def scan_log(path: Path, dim: int, start: int | None = None) -> LogScan:
+    """Every intact record from `start` (default: the first record), skipping over bad
+    bytes to the next intact record, and where the bad bytes were."""
+    if not path.exists():
+        return LogScan([], start or 0, start or 0, [])
+    size = path.stat().st_size
+    first = read_header(path)[1] if start is None else start
     entries: list[LogEntry] = []
-    pos = 0
-    while pos + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, pos)
-        payload = data[pos + _HEADER.size : pos + _HEADER.size + length]
-        if len(payload) != length or length < _OP.size or zlib.crc32(payload) != crc:
-            break
-        op, shape_id = _OP.unpack_from(payload)
-        if op == OP_ADD and length == add_size:
-            vector = np.frombuffer(payload, dtype="<f4", offset=_OP.size).astype(np.float32)
-        elif op == OP_REMOVE and length == _OP.size:
-            vector = None
-        else:
-            break
-        entries.append(LogEntry(op, shape_id, vector))
-        pos += _HEADER.size + length
-    return entries, start + pos
+    end = first
+    damaged: list[int] = []
+    in_damage = False
+    for offset, entry in _records(path, first, dim):
+        if entry is None:
+            if not in_damage:
+                damaged.append(offset)
+            in_damage = True
+            continue
+        in_damage = False
+        entries.append(entry)
+        end = offset + _RECORD.size + _OP.size + (4 * dim if entry.vector is not None else 0)
+    return LogScan(entries, end, size, damaged)
+
+
+def write_log(path: Path, entries: Iterable[tuple[int, np.ndarray]]) -> tuple[bytes, int]:
+    """Write a new log holding one add per (id, vector), atomically (tmp, fsync, rename);
+    returns its epoch and size."""
+    from index.vectors import fsync_dir
+
+    epoch = uuid.uuid4().bytes
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as out:
+        out.write(MAGIC + epoch)
+        for shape_id, vector in entries:
+            out.write(encode(OP_ADD, int(shape_id), vector))
+        out.flush()
+        os.fsync(out.fileno())
+        size = out.tell()
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return epoch, size
 
 
 class AppendLog:
-    """An fsync'd append-only file; `size` is where the next record starts."""
+    """An fsync'd append-only file; `size` is where the next record starts. Opening reads
+    its header and size only: the file is not created or changed until a write."""
 
-    def __init__(self, path: Path, valid_size: int) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        self.cut(valid_size)
+        self._fd = -1
+        self.size = path.stat().st_size if path.exists() else 0
+        self.epoch, self.first_record = read_header(path)
+
+    def _open(self) -> int:
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return self._fd
 
     def cut(self, valid_size: int) -> None:
         """Drop a torn tail after `valid_size`: new records follow the last intact one."""
-        if os.fstat(self._fd).st_size != valid_size:
-            os.ftruncate(self._fd, valid_size)
-            os.fsync(self._fd)
+        if self.size != valid_size or os.fstat(self._open()).st_size != valid_size:
+            os.ftruncate(self._open(), valid_size)
+            os.fsync(self._open())
         self.size = valid_size
 
     def append(self, record: bytes) -> None:
-        os.pwrite(self._fd, record, self.size)
+        os.pwrite(self._open(), record, self.size)
         os.fsync(self._fd)
         self.size += len(record)
-
-    def truncate(self) -> None:
-        os.ftruncate(self._fd, 0)
-        os.fsync(self._fd)
-        self.size = 0
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -9,21 +9,30 @@ Layout under `root` (the app passes GMVIT_DATA_DIR/index)::
     root/<model-slug>/gen-000007/
         meta.sqlite3                    shapes(id, name, label, sha256, source, model_id,
                                         added_at, updated_at) + info(model_id, dim, factory)
-        vectors.faiss                   snapshot: FAISS IDMap2,<factory> (tmp, fsync, rename)
-        log                             adds and removes since that snapshot (fsync'd)
+        log                             every add and remove of the generation (fsync'd,
+                                        checksummed records; see index.log)
+        vectors.faiss                   snapshot: FAISS IDMap2,<factory> with a header naming
+                                        the log offset it covers and a checksum
         BUILDING                        only while an IndexBuilder is writing the generation
 
 Commit discipline. The SQLite row is the commit point; the vectors follow it:
 - add: allocate an id, append the vector to the log and fsync, then INSERT the row and
   commit (WAL, synchronous=FULL). Only then is the add acknowledged.
 - remove: DELETE the row and commit, then append a remove record to the log.
-- open: load the snapshot, replay the log up to its last intact record (a torn tail is cut
-  off), then reconcile with SQLite: vectors without a row (an add that crashed before its
-  commit, or a remove that crashed before its log record) are dropped. A row without a
-  vector cannot happen (its vector was fsync'd first); one found anyway is deleted.
-- snapshot: write vectors.faiss to a temporary file, fsync, rename, fsync the directory,
-  then truncate the log. Replaying a log whose records are already in the snapshot is
-  harmless: ids are never reused, so a present id is skipped.
+- snapshot: write vectors.faiss (tmp, fsync, rename, fsync the directory), covering the
+  log up to its current end. The log is NOT truncated: it keeps the generation's whole
+  history, so every vector is in two files and either can rebuild the other. A log mostly
+  made of removed shapes is rewritten (compacted: one add per live vector, a new epoch)
+  before its snapshot.
+- open never deletes data. It loads the snapshot (if its checksum holds and it belongs to
+  this log), replays the log after it, skipping over bad bytes to every intact record, and
+  then checks that every metadata row has its vector. If one has not, or many vectors have
+  no row (an older meta.sqlite3), or the metadata or CURRENT is missing or garbled, it
+  raises IndexDamagedError and changes nothing. Otherwise it heals what is safe: vectors
+  without a row (adds that crashed before their commit, never acknowledged) are dropped, a
+  torn log tail is cut, a damaged or missing snapshot is rebuilt from the log, a damaged
+  log is rewritten from the vectors. `gmvit index check` verifies a data dir without
+  opening it for writing; `gmvit index repair` chooses what to give up when open refuses.
 
 Removal. Flat removes vectors for real. HNSW cannot: its removed ids are tombstones that
 every search filters out with a FAISS IDSelector, and the next snapshot re-adds the live
@@ -38,18 +47,20 @@ scoring. Either way k hits come back whenever k matching shapes exist.
 Several processes. Writers (ShapeIndex.add/remove/snapshot, IndexBuilder.commit) hold the
 LOCK flock, so writes of all processes on one host are serialised; on a shared data dir
 across machines the filesystem must honour flock (local disks, NFSv4 do). Every call
-compares the stat of CURRENT, of the log and of the snapshot with what this process last
-saw (three stat calls); if another process wrote, the index catches up under the lock:
-the new log tail is replayed, or the whole generation is reloaded when CURRENT changed
-(a committed rebuild) or the snapshot was rewritten. `reload_if_changed()` does the same
-check on demand. Threads share one ShapeIndex safely: every call holds its RLock.
+compares the stat of CURRENT and of the log with what this process last saw (two stat
+calls); if another process wrote, the index catches up under the lock: the new log tail
+is replayed, or the whole generation is reloaded when CURRENT changed (a committed
+rebuild) or the log was rewritten. `reload_if_changed()` does the same check on demand.
+Threads share one ShapeIndex safely: every call holds its RLock.
 
-Rebuilds. `rebuild()` returns an IndexBuilder writing a new generation beside the live
-one, with ids from the same counter. `commit()` takes the lock, copies over the shapes
-that were added to the live generation while the build ran (all of them with
-keep_existing=True), writes the snapshot, and renames CURRENT: a reader sees the old
-generation or the new one, never half. `abort()` (or a builder whose process died: its
-BUILDING flock is free, and the next open removes it) leaves the old generation serving.
+Rebuilds. `rebuild(since=...)` returns an IndexBuilder writing a new generation beside
+the live one, with ids from the same counter. `commit()` takes the lock, copies over the
+shapes added to the live generation with an id of at least `since` (a reindex job passes
+`next_shape_id()` from when it was submitted, so every shape acknowledged while it ran is
+kept; all of them with keep_existing=True), writes the log and snapshot, and renames
+CURRENT: a reader sees the old generation or the new one, never half. `abort()` (or a
+builder whose process died: its BUILDING flock is free, and the next open removes it)
+leaves the old generation serving.
 The generation replaced by a commit is kept until the following commit, for readers that
 still have it open.
 """
@@ -61,6 +72,7 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -70,15 +82,36 @@ from pathlib import Path
 
 import numpy as np
 
-from index.errors import IndexError_, ModelMismatchError
-from index.log import OP_ADD, OP_REMOVE, AppendLog, encode, read_log
+from index.errors import IndexDamagedError, ModelMismatchError, ShapeIndexError
+from index.log import (
+    HEADER_SIZE,
+    OP_ADD,
+    OP_REMOVE,
+    AppendLog,
+    LogScan,
+    encode,
+    scan_log,
+    write_log,
+)
 from index.store import Counters, MetadataStore, ShapeRecord
-from index.vectors import VectorSet, fsync_dir, make_faiss_index, normalize, write_atomically
+from index.vectors import (
+    Snapshot,
+    SnapshotDamaged,
+    VectorSet,
+    fsync_dir,
+    make_faiss_index,
+    normalize,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
-# A log longer than this many records is folded into a snapshot by the next add.
+# After this many records past the snapshot, the next add writes a new snapshot.
 SNAPSHOT_EVERY = 10_000
+# A crashed add leaves at most one vector without a row; more than this many at an open
+# means the metadata lost rows (e.g. an older meta.sqlite3 put back): refuse, do not drop.
+MAX_UNCOMMITTED_ADDS = 16
+_NO_LOG = LogScan([], 0, 0, [])
 # An IndexBuilder reserves shape ids in blocks of this size.
 _ID_BLOCK = 256
 
@@ -126,40 +159,183 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+_GENERATION_NAME = re.compile(r"gen-\d{6}")
+
+
+def _never_written(generation: Path) -> bool:
+    """A generation no shape was ever added to: no snapshot and no log record."""
+    log_file = generation / "log"
+    return not (generation / "vectors.faiss").exists() and (
+        not log_file.exists() or log_file.stat().st_size <= HEADER_SIZE
+    )
+
+
 def _read_current(model_dir: Path) -> str:
-    return (model_dir / "CURRENT").read_text().strip()
+    """The live generation's name; IndexDamagedError (naming the generations there are)
+    if CURRENT is missing, garbled or points at nothing."""
+    try:
+        name = (model_dir / "CURRENT").read_text().strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        name = ""
+    if _GENERATION_NAME.fullmatch(name) and (model_dir / name).is_dir():
+        return name
+    present = sorted(p.name for p in model_dir.glob("gen-*") if not (p / "BUILDING").exists())
+    raise IndexDamagedError(
+        str(model_dir),
+        [
+            f"CURRENT {'names ' + repr(name) if name else 'is empty or missing'}, not a "
+            f"generation of this index (generations present: {', '.join(present) or 'none'})"
+        ],
+    )
 
 
 class _Generation:
-    """One generation directory opened for reading and writing (caller holds the locks)."""
+    """One generation directory opened for reading and writing (caller holds the locks).
+
+    Opening verifies before it changes anything: every metadata row must have its vector
+    (from the snapshot, or replayed from the log, which holds the generation's whole history)
+    and at most a crash's worth of vectors may lack a row. Then it heals what is safe to heal
+    (a torn log tail, a snapshot rebuilt from the log, a log rewritten around damage) and
+    otherwise raises IndexDamagedError without touching a file.
+    """
 
     def __init__(
-        self, path: Path, model_id: str, dim: int, factory: str, *, durable: bool = True
+        self,
+        path: Path,
+        model_id: str,
+        dim: int,
+        factory: str,
+        *,
+        durable: bool = True,
+        create: bool = False,
+        give_up: frozenset[str] = frozenset(),
     ) -> None:
         self.path = path
         self.dim = dim
-        self.store = MetadataStore(path / "meta.sqlite3", durable=durable)
-        info = self.store.info()
-        if not info:
-            self.store.set_info({"model_id": model_id, "dim": str(dim), "factory": factory})
+        meta = path / "meta.sqlite3"
+        if not create:
+            if not meta.is_file():
+                raise IndexDamagedError(str(path), ["its metadata (meta.sqlite3) is missing"])
+            if meta.stat().st_size == 0:
+                raise IndexDamagedError(str(path), ["its metadata (meta.sqlite3) is empty"])
+        try:
+            self.store = MetadataStore(meta, durable=durable, create=create)
+        except sqlite3.DatabaseError as exc:
+            raise IndexDamagedError(
+                str(path), [f"its metadata (meta.sqlite3) is unreadable ({exc})"]
+            ) from None
+        if create:
+            write_log(path / "log", [])
+        try:
             info = self.store.info()
-        if info["model_id"] != model_id:
-            raise ModelMismatchError(str(path), info["model_id"], model_id)
-        if int(info["dim"]) != dim:
-            raise IndexError_(f"the index at {path} holds {info['dim']}-d vectors, not {dim}-d")
-        self.factory = info["factory"]
-        for stale in path.glob(".vectors.faiss.tmp-*"):
-            stale.unlink()  # a snapshot cut short by a crash (we hold the lock)
-        snapshot = path / "vectors.faiss"
-        if snapshot.exists():
-            self.vectors = VectorSet.read(snapshot, dim, self.factory)
-        else:
-            self.vectors = VectorSet(dim, self.factory)
-        entries, valid_size = read_log(path / "log", dim)
-        self.log = AppendLog(path / "log", valid_size)
-        self.log_records = len(entries)
-        self._apply(entries)
-        self._reconcile()
+            if create and not info:
+                self.store.set_info({"model_id": model_id, "dim": str(dim), "factory": factory})
+                info = self.store.info()
+            if not info:
+                raise IndexDamagedError(str(path), ["its metadata (meta.sqlite3) holds no index"])
+            if info["model_id"] != model_id:
+                raise ModelMismatchError(str(path), info["model_id"], model_id)
+            if int(info["dim"]) != dim:
+                raise ShapeIndexError(
+                    f"the index at {path} holds {info['dim']}-d vectors, not {dim}-d"
+                )
+            self.factory = info["factory"]
+            for stale in path.glob(".*.tmp-*"):
+                stale.unlink()  # a snapshot or log rewrite cut short by a crash (we hold the lock)
+            self.log = AppendLog(path / "log")
+            self._load_vectors(durable, give_up)
+        except BaseException:
+            self.store.close()
+            if hasattr(self, "log"):
+                self.log.close()
+            raise
+
+    # -- opening -----------------------------------------------------------------------
+
+    def _load_vectors(self, durable: bool, give_up: frozenset[str]) -> None:
+        """Take the vectors from the first source that has one for every row: the snapshot
+        plus the log after it, the whole log, or the snapshot alone (its log lost)."""
+        notes: list[str] = []
+        snapshot_path = self.path / "vectors.faiss"
+        covers: Snapshot | None = None
+        if snapshot_path.exists():
+            try:
+                covers = VectorSet.read(snapshot_path, self.dim, self.factory)[1]
+            except SnapshotDamaged as exc:
+                notes.append(f"its snapshot is damaged ({exc})")
+        elif self.log.epoch is None:
+            notes.append("its snapshot (vectors.faiss) is missing")
+        # Legacy files (from before logs kept the whole history) are upgraded once verified.
+        legacy = self.log.epoch is None or (covers is not None and covers.epoch is None)
+        matches = covers is not None and (
+            covers.epoch is None
+            or (covers.epoch == self.log.epoch and covers.log_offset <= self.log.size)
+        )
+        if covers is not None and not matches:
+            notes.append("its snapshot was taken from another copy of the log")
+
+        # (name, from the snapshot?, log offset to replay from, or None for no replay)
+        sources: list[tuple[str, bool, int | None]] = []
+        if matches:
+            offset = self.log.first_record if covers.epoch is None else covers.log_offset
+            sources.append(("snapshot", True, offset))
+        if self.log.epoch is not None:
+            sources.append(("log", False, self.log.first_record))
+        if covers is not None and not matches:
+            sources.append(("snapshot alone", True, None))
+
+        rows = self.store.ids()
+        self.vectors, scan, source = VectorSet(self.dim, self.factory), _NO_LOG, "none"
+        for name, use_snapshot, offset in sources:
+            source = name
+            if use_snapshot:
+                self.vectors = VectorSet.read(snapshot_path, self.dim, self.factory)[0]
+            else:
+                self.vectors = VectorSet(self.dim, self.factory)
+            scan = _NO_LOG if offset is None else scan_log(self.log.path, self.dim, offset)
+            self._apply(scan.entries)
+            if not len(np.setdiff1d(rows, self.vectors.ids())):
+                break
+        missing = np.setdiff1d(rows, self.vectors.ids())
+        orphans = np.setdiff1d(self.vectors.ids(), rows)
+        if scan.damaged_inside:
+            notes.append(f"its log is damaged at byte {scan.damaged[0]}")
+        if len(missing) and "missing" not in give_up:
+            shown = ", ".join(str(i) for i in missing[:5].tolist())
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise IndexDamagedError(
+                str(self.path),
+                [*notes, f"{len(missing)} shapes have no descriptor (ids {shown}{more})"],
+            )
+        if len(orphans) > MAX_UNCOMMITTED_ADDS and "unrecorded" not in give_up:
+            raise IndexDamagedError(
+                str(self.path),
+                [
+                    *notes,
+                    f"{len(orphans)} descriptors have no metadata row: meta.sqlite3 looks "
+                    "older than the log (restored from a backup?)",
+                ],
+            )
+
+        # Safe from here: every row has its vector, or the caller gave those rows up.
+        # Vectors without a row are adds that crashed before their commit (never
+        # acknowledged), or what the caller gave up.
+        if len(missing):
+            log.warning("%s: gave up %d shapes without a descriptor", self.path, len(missing))
+            self.store.delete(missing.tolist())
+        if len(orphans):
+            self.vectors.remove(orphans)
+        self.log_records = len(scan.entries)
+        if not durable:
+            return
+        for note in notes:
+            log.warning("%s: %s; recovered from the other copy", self.path, note)
+        if legacy or scan.damaged_inside or source == "snapshot alone" or len(orphans):
+            self.compact()  # a new log with one add per live vector, and its snapshot
+        elif source == "log" and (covers is not None or notes or self.log_records):
+            self.snapshot()  # the snapshot was damaged, stale or never written
+        elif scan.torn_tail:
+            self.log.cut(scan.end)
 
     def _apply(self, entries: list) -> None:
         for entry in entries:
@@ -169,26 +345,17 @@ class _Generation:
             elif entry.op == OP_REMOVE:
                 self.vectors.remove(ids)
 
-    def _reconcile(self) -> None:
-        rows = self.store.ids()
-        present = self.vectors.ids()
-        orphans = np.setdiff1d(present, rows)
-        if len(orphans):
-            self.vectors.remove(orphans)
-        missing = np.setdiff1d(rows, present)
-        if len(missing):
-            log.warning("%s: %d metadata rows had no vector; removed", self.path, len(missing))
-            self.store.delete(missing.tolist())
-
     def catch_up(self) -> None:
         """Replay what another process appended to the log since we last read it."""
-        entries, valid_size = read_log(self.path / "log", self.dim, start=self.log.size)
-        self.log.cut(valid_size)
-        self.log_records += len(entries)
+        scan = scan_log(self.log.path, self.dim, start=self.log.size)
+        self.log.cut(scan.end)  # a torn tail of a writer that crashed (we hold the lock)
+        self.log_records += len(scan.entries)
         # Vectors of adds whose row is missing belong to a writer that crashed before its
         # commit (it held the lock we hold now): skip them, as a full open would.
-        rows = set(self.store.get_many([e.shape_id for e in entries if e.op == OP_ADD]))
-        self._apply([e for e in entries if e.op != OP_ADD or e.shape_id in rows])
+        rows = set(self.store.get_many([e.shape_id for e in scan.entries if e.op == OP_ADD]))
+        self._apply([e for e in scan.entries if e.op != OP_ADD or e.shape_id in rows])
+
+    # -- writing -----------------------------------------------------------------------
 
     def add(self, record: ShapeRecord, vector: np.ndarray) -> None:
         self.log.append(encode(OP_ADD, record.id, vector))
@@ -205,12 +372,28 @@ class _Generation:
         return True
 
     def snapshot(self) -> None:
-        self.vectors.write(self.path / "vectors.faiss")
-        self.log.truncate()
+        """Save replaying the log so far: vectors.faiss, covering the log up to its end.
+        A log mostly made of removed shapes is rewritten first (compact)."""
+        if self.log_records > 2 * len(self.vectors) + SNAPSHOT_EVERY:
+            self.compact()
+            return
+        self.vectors.write(self.path / "vectors.faiss", Snapshot(self.log.epoch, self.log.size))
         self.log_records = 0
 
-    def state_key(self) -> tuple:
-        return (_stat_key(self.path / "log"), _stat_key(self.path / "vectors.faiss"))
+    def compact(self) -> None:
+        """Rewrite the log as one add per live vector (a new epoch), then snapshot it."""
+        ids, vectors = self.vectors.live_vectors()
+        order = np.argsort(ids)
+        epoch, size = write_log(self.log.path, zip(ids[order], vectors[order], strict=True))
+        self.log.close()
+        self.log = AppendLog(self.log.path)
+        self.vectors.write(self.path / "vectors.faiss", Snapshot(epoch, size))
+        self.log_records = 0
+
+    def state_key(self) -> tuple | None:
+        """Changes whenever another process appends to or rewrites the log."""
+        key = _stat_key(self.path / "log")
+        return None if key is None else key[:2]
 
     def close(self) -> None:
         self.log.close()
@@ -252,9 +435,9 @@ class ShapeIndex:
         factory: str = "Flat",
     ) -> ShapeIndex:
         if not model_id or not model_id.strip():
-            raise IndexError_("a model id is required to open an index")
+            raise ShapeIndexError("a model id is required to open an index")
         if dim < 1:
-            raise IndexError_(f"the descriptor dimension must be positive, got {dim}")
+            raise ShapeIndexError(f"the descriptor dimension must be positive, got {dim}")
         make_faiss_index(dim, factory)  # refuses unusable factories before touching disk
         model_dir = Path(root) / model_slug(model_id)
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -279,10 +462,15 @@ class ShapeIndex:
                 raise ModelMismatchError(str(self._dir), stored, self.model_id)
         else:
             write_atomically(model_file, f"{self.model_id}\n".encode())
-        if not (self._dir / "CURRENT").exists():
+        if not (self._dir / "CURRENT").exists() and all(
+            _never_written(path) for path in self._dir.glob("gen-*")
+        ):
+            # A new index (or one whose first start crashed before CURRENT was written).
             name = f"gen-{self._counters.allocate('generation'):06d}"
             (self._dir / name).mkdir()
-            _Generation(self._dir / name, self.model_id, self.dim, self._requested_factory).close()
+            _Generation(
+                self._dir / name, self.model_id, self.dim, self._requested_factory, create=True
+            ).close()
             fsync_dir(self._dir)
             write_atomically(self._dir / "CURRENT", f"{name}\n".encode())
 
@@ -305,30 +493,33 @@ class ShapeIndex:
             self._gen = None
         self._gen_name = _read_current(self._dir)
         self._gen = _Generation(self._dir / self._gen_name, self.model_id, self.dim, "Flat")
+        # Ids are never reused, even if counters.sqlite3 was lost or put back from a backup.
+        self._counters.ensure_above("shape", self._gen.store.max_id())
         self._remember()
 
     def _remember(self) -> None:
-        self._seen = (_stat_key(self._dir / "CURRENT"), *self._gen.state_key())
+        self._seen = self._current_key()
 
     def _current_key(self) -> tuple:
-        return (_stat_key(self._dir / "CURRENT"), *self._gen.state_key())
+        return (_stat_key(self._dir / "CURRENT"), self._gen.state_key())
 
     def _catch_up(self) -> None:
         """Bring this process's view up to date with the disk; the caller holds the lock."""
         key = self._current_key()
         if key == self._seen:
             return
-        current, log_key, snapshot_key = key
+        current, log_key = key
         if (
             current == self._seen[0]
-            and snapshot_key == self._seen[2]
             and log_key is not None
+            and self._seen[1] is not None
+            and log_key[0] == self._seen[1][0]
             and log_key[1] >= self._gen.log.size
         ):
-            self._gen.catch_up()
+            self._gen.catch_up()  # the same log file, grown: replay its new records
             self._remember()
         else:
-            self._load()
+            self._load()  # a committed rebuild, or the log rewritten (compacted)
 
     def reload_if_changed(self) -> bool:
         """Catch up with writes of other processes (a committed rebuild included)."""
@@ -359,7 +550,7 @@ class ShapeIndex:
 
     def _check_open(self) -> None:
         if self._gen is None:
-            raise IndexError_("the index is closed")
+            raise ShapeIndexError("the index is closed")
 
     # -- writes ----------------------------------------------------------------------
 
@@ -447,7 +638,7 @@ class ShapeIndex:
     ) -> list[SearchHit]:
         """The k most similar shapes (cosine), best first, optionally only with `label`."""
         if k < 1:
-            raise IndexError_(f"k must be at least 1, got {k}")
+            raise ShapeIndexError(f"k must be at least 1, got {k}")
         query = normalize(vector, self.dim)
         with self._reading() as gen:
             if label is None:
@@ -482,7 +673,7 @@ class ShapeIndex:
         self, *, label: str | None = None, offset: int = 0, limit: int = 50
     ) -> list[ShapeRecord]:
         if offset < 0 or limit < 0:
-            raise IndexError_("offset and limit must not be negative")
+            raise ShapeIndexError("offset and limit must not be negative")
         with self._reading() as gen:
             return gen.store.list(label=label, offset=offset, limit=limit)
 
@@ -501,12 +692,22 @@ class ShapeIndex:
 
     # -- rebuilds --------------------------------------------------------------------
 
-    def rebuild(self, *, keep_existing: bool = False) -> IndexBuilder:
-        """A builder for a new generation, with the factory given to `open`."""
+    def next_shape_id(self) -> int:
+        """A lower bound on the id of every shape acknowledged from now on: one more than
+        the largest id committed so far (adds allocate and commit under the write lock, so
+        an add still in flight has a larger id). A reindex job records it when it is
+        submitted; see `rebuild`. Does not wait for the write lock."""
+        with self._reading() as gen:
+            return gen.store.max_id() + 1
+
+    def rebuild(self, *, since: int | None = None, keep_existing: bool = False) -> IndexBuilder:
+        """A builder for a new generation, with the factory given to `open`. Its commit
+        carries over every shape added to the live index with an id of at least `since`
+        (default: `next_shape_id()` now), or all of them with `keep_existing`."""
         with self._lock:
             self._check_open()
             return IndexBuilder(
-                self._dir, self.model_id, self.dim, self._requested_factory, keep_existing
+                self._dir, self.model_id, self.dim, self._requested_factory, since, keep_existing
             )
 
 
@@ -518,7 +719,13 @@ class IndexBuilder:
     """
 
     def __init__(
-        self, model_dir: Path, model_id: str, dim: int, factory: str, keep_existing: bool
+        self,
+        model_dir: Path,
+        model_id: str,
+        dim: int,
+        factory: str,
+        since: int | None,
+        keep_existing: bool,
     ) -> None:
         self.model_id = model_id
         self.dim = dim
@@ -528,13 +735,13 @@ class IndexBuilder:
         self._file_lock = _FileLock(model_dir / "LOCK")
         self._counters = Counters(model_dir / "counters.sqlite3")
         with self._file_lock.held():
-            self._first_id = self._counters.peek("shape")
+            self._first_id = self._counters.peek("shape") if since is None else since
             self.generation = f"gen-{self._counters.allocate('generation'):06d}"
             self._path = model_dir / self.generation
             self._path.mkdir()
             self._building_fd = os.open(self._path / "BUILDING", os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(self._building_fd, fcntl.LOCK_EX)
-        self._gen = _Generation(self._path, model_id, dim, factory, durable=False)
+        self._gen = _Generation(self._path, model_id, dim, factory, durable=False, create=True)
         self._pending: list[tuple[ShapeRecord, np.ndarray]] = []
         self._next_id = 0
         self._end_id = 0
@@ -581,7 +788,7 @@ class IndexBuilder:
 
     def _check_building(self) -> None:
         if self._state != "building":
-            raise IndexError_(f"this index builder is already {self._state}")
+            raise ShapeIndexError(f"this index builder is already {self._state}")
 
     def commit(self) -> None:
         """Make the new generation live; readers see the old one or the new one, never half."""
@@ -591,7 +798,7 @@ class IndexBuilder:
             with self._file_lock.held():
                 live_name = _read_current(self._dir)
                 self._carry_over(self._dir / live_name)
-                self._gen.snapshot()
+                self._gen.compact()  # the whole log and its snapshot, fsync'd
                 self._gen.store.make_durable()
                 self._gen.close()
                 os.unlink(self._path / "BUILDING")

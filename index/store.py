@@ -56,10 +56,21 @@ def _connect(path: Path, *, durable: bool) -> sqlite3.Connection:
 class MetadataStore:
     """The `shapes` table of one generation. Callers serialise access (ShapeIndex's lock)."""
 
-    def __init__(self, path: Path, *, durable: bool = True) -> None:
+    def __init__(self, path: Path, *, durable: bool = True, create: bool = True) -> None:
+        """Without `create`, the file must already hold the tables (sqlite3.DatabaseError
+        otherwise, before anything is written)."""
         self.path = path
         self._conn = _connect(path, durable=durable)
-        self._conn.executescript(_SCHEMA)
+        try:
+            if create:
+                self._conn.executescript(_SCHEMA)
+            else:
+                tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master")}
+                if not {"info", "shapes"} <= tables:
+                    raise sqlite3.DatabaseError("it has no shapes table")
+        except BaseException:
+            self._conn.close()
+            raise
 
     def info(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT key, value FROM info"))
@@ -165,6 +176,9 @@ class MetadataStore:
     def all(self) -> list[ShapeRecord]:
         return [ShapeRecord(*row) for row in self._conn.execute(f"SELECT {_COLUMNS} FROM shapes")]
 
+    def max_id(self) -> int:
+        return self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM shapes").fetchone()[0]
+
     def make_durable(self) -> None:
         """Switch a builder's store to synchronous=FULL and fsync everything written."""
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -192,6 +206,15 @@ class Counters:
                 (n, name, n),
             ).fetchone()
         return int(first)
+
+    def ensure_above(self, name: str, value: int) -> None:
+        """Make the next value of `name` larger than `value`."""
+        with self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO counters (name, next) VALUES (?, 1)", (name,))
+            self._conn.execute(
+                "UPDATE counters SET next = ? WHERE name = ? AND next <= ?",
+                (int(value) + 1, name, int(value)),
+            )
 
     def peek(self, name: str) -> int:
         row = self._conn.execute("SELECT next FROM counters WHERE name = ?", (name,)).fetchone()

@@ -13,34 +13,55 @@ generation is next written to disk (`write` re-adds the live vectors to a fresh 
 from __future__ import annotations
 
 import os
+import struct
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from index.errors import IndexError_
+from index.errors import ShapeIndexError
 
 # Below this many candidate ids (a rare label), scoring them exactly is cheaper than an
 # ANN search and, unlike HNSW with a selective filter, always finds k of them.
 EXACT_SCAN_MAX = 4096
 HNSW_EF_SEARCH = 64
 
+# A snapshot file: magic, the epoch of the log it was taken from, the log offset it covers,
+# crc32 and length of the FAISS payload that follows.
+SNAPSHOT_MAGIC = b"GMVSNAP1"
+_SNAPSHOT_HEADER = struct.Struct("<8s16sQIQ")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Which log a snapshot was taken from (its epoch) and the offset up to which it holds
+    the log's records; epoch None for a snapshot from before headers (legacy)."""
+
+    epoch: bytes | None
+    log_offset: int
+
+
+class SnapshotDamaged(ShapeIndexError):
+    """A snapshot that cannot be trusted; the log it was taken from can rebuild it."""
+
 
 def normalize(vector: np.ndarray, dim: int) -> np.ndarray:
-    """`vector` as a float32 (dim,) unit vector; a clear IndexError_ for anything else."""
+    """`vector` as a float32 (dim,) unit vector; a clear ShapeIndexError for anything else."""
     array = np.asarray(vector)
     if array.ndim == 2 and array.shape[0] == 1:
         array = array[0]
     if array.ndim != 1 or array.shape[0] != dim:
-        raise IndexError_(f"expected a descriptor of shape ({dim},), got {array.shape}")
+        raise ShapeIndexError(f"expected a descriptor of shape ({dim},), got {array.shape}")
     if not np.issubdtype(array.dtype, np.number):
-        raise IndexError_(f"expected a numeric descriptor, got dtype {array.dtype}")
+        raise ShapeIndexError(f"expected a numeric descriptor, got dtype {array.dtype}")
     array = array.astype(np.float32)
     if not np.all(np.isfinite(array)):
-        raise IndexError_("the descriptor contains NaN or infinite values")
+        raise ShapeIndexError("the descriptor contains NaN or infinite values")
     norm = float(np.linalg.norm(array))
     if norm == 0.0 or not np.isfinite(norm):
-        raise IndexError_("the descriptor has zero length and no direction to compare")
+        raise ShapeIndexError("the descriptor has zero length and no direction to compare")
     return array / norm
 
 
@@ -48,9 +69,9 @@ def make_faiss_index(dim: int, factory: str) -> faiss.Index:
     try:
         index = faiss.index_factory(dim, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
-        raise IndexError_(f"FAISS cannot build index factory {factory!r}: {exc}") from None
+        raise ShapeIndexError(f"FAISS cannot build index factory {factory!r}: {exc}") from None
     if not index.is_trained:
-        raise IndexError_(
+        raise ShapeIndexError(
             f"index factory {factory!r} needs training (IVF/PQ/SQ); use 'Flat' (exact) "
             "or an HNSW factory such as 'HNSW32'"
         )
@@ -97,21 +118,42 @@ class VectorSet:
         self._tombstones: set[int] = set()
 
     @classmethod
-    def read(cls, path: Path, dim: int, factory: str) -> VectorSet:
-        index = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
+    def read(cls, path: Path, dim: int, factory: str) -> tuple[VectorSet, Snapshot]:
+        """The snapshot at `path` and what it covers; SnapshotDamaged if its checksum, its
+        header or its FAISS payload does not hold up."""
+        data = path.read_bytes()
+        if data.startswith(SNAPSHOT_MAGIC):
+            if len(data) < _SNAPSHOT_HEADER.size:
+                raise SnapshotDamaged(f"{path} is cut short")
+            _, epoch, offset, crc, length = _SNAPSHOT_HEADER.unpack_from(data)
+            payload = memoryview(data)[_SNAPSHOT_HEADER.size :]
+            if len(payload) != length or zlib.crc32(payload) != crc:
+                raise SnapshotDamaged(f"{path} fails its checksum")
+            info = Snapshot(epoch=epoch, log_offset=offset)
+        else:  # written before snapshots had a header: no checksum to verify
+            payload, info = memoryview(data), Snapshot(epoch=None, log_offset=0)
+        try:
+            index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
+        except RuntimeError as exc:
+            raise SnapshotDamaged(f"{path} is not a FAISS index ({exc})") from None
         if index.d != dim:
-            raise IndexError_(f"{path} holds {index.d}-d vectors, expected {dim}-d")
-        return cls(dim, factory, index)
+            raise ShapeIndexError(f"{path} holds {index.d}-d vectors, expected {dim}-d")
+        return cls(dim, factory, index), info
 
-    def write(self, path: Path) -> None:
-        """Write the live vectors atomically (tmp, fsync, rename), dropping tombstones."""
+    def write(self, path: Path, covers: Snapshot) -> None:
+        """Write the live vectors atomically (tmp, fsync, rename), dropping tombstones, with
+        a header saying which log and how much of it they cover, and a checksum."""
         if self._tombstones:
             ids, vectors = self.live_vectors()
             self._index = make_faiss_index(self.dim, self.factory)
             self._present = set()
             self._tombstones = set()
             self.add(ids, vectors)
-        write_atomically(path, faiss.serialize_index(self._index).tobytes())
+        payload = faiss.serialize_index(self._index)
+        header = _SNAPSHOT_HEADER.pack(
+            SNAPSHOT_MAGIC, covers.epoch, covers.log_offset, zlib.crc32(payload), len(payload)
+        )
+        write_atomically(path, header + payload.tobytes())
 
     def __len__(self) -> int:
         return len(self._present) - len(self._tombstones)

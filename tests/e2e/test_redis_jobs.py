@@ -9,9 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from gmvit.data import synth
+from tests.app.conftest import off_bytes
 from tests.e2e.conftest import (
+    E2E_CLASSES,
     GMVIT,
     KEY,
     TRAINED_WEIGHTS,
@@ -159,6 +163,35 @@ def test_workers_share_a_reindex_and_held_out_shapes_get_their_classes(
         assert stack.server.http.get(results[0]["thumbnail_url"]).status_code == 200
 
 
+def test_shapes_acknowledged_during_a_reindex_are_kept(stack, synthetic_set) -> None:
+    job = stack.reindex(bigger_set(stack, synthetic_set))
+    wait_until(
+        lambda: stack.server.http.get(f"/jobs/{job['id']}").json()["done"] >= 1,
+        120,
+        "the reindex under way",
+    )
+    # Frozen, the workers cannot commit before these adds are acknowledged.
+    with stack.frozen():
+        acknowledged = []
+        for i, label in enumerate(E2E_CLASSES):
+            data = off_bytes(synth.make_shape(label, np.random.default_rng(9000 + i)))
+            added = stack.server.http.post(
+                "/shapes",
+                files={"file": (f"during-{i}.off", data)},
+                data={"label": label},
+                headers=KEY,
+            )
+            assert added.status_code == 201, added.text
+            acknowledged.append(added.json()["shape"])
+    assert wait_job(stack.server.http, job["id"])["state"] == "succeeded"
+    present = {shape["id"]: shape for shape in stack.shapes()}
+    for shape in acknowledged:
+        assert present.get(shape["id"]) == shape
+        assert stack.server.http.get(shape["thumbnail_url"]).status_code == 200
+        found = stack.server.http.post("/search", data={"shape_id": shape["id"], "top_k": 1})
+        assert found.status_code == 200 and found.json()["results"]
+
+
 def test_cancelling_a_running_reindex_keeps_the_old_index(stack, synthetic_set) -> None:
     before = stack.shapes()
     assert before
@@ -182,7 +215,9 @@ def test_a_worker_killed_mid_reindex_leaves_the_old_index_serving(stack, synthet
     before = stack.shapes()
     added = stack.server.http.post(
         "/shapes",
-        files={"file": ("extra.off", next(synthetic_set.glob("*/test/*")).read_bytes())},
+        files={
+            "file": ("extra.off", off_bytes(synth.make_shape("chair", np.random.default_rng(77))))
+        },
         headers=KEY,
     )
     assert added.status_code == 201, added.text

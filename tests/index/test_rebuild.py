@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from index import IndexError_, ShapeIndex
+from index import ShapeIndex, ShapeIndexError
 from tests.index.conftest import DIM, spawn
 
 BUILDER = f"""
@@ -102,7 +102,7 @@ def test_adds_during_a_build_are_carried_into_the_new_generation(tmp_path, live,
     assert all(index.get(i) is not None for i in built)
     assert index.get(old[1].id) is None  # a rebuild replaces what was there before it
     assert index.count() == index.vector_count() == 6
-    with pytest.raises(IndexError_, match="already committed"):
+    with pytest.raises(ShapeIndexError, match="already committed"):
         builder.add(rng.normal(size=DIM), name="late", sha256="late", source="reindex")
 
 
@@ -114,3 +114,19 @@ def test_keep_existing_rebuild_re_embeds_and_keeps_the_rest(tmp_path, live, rng)
     assert index.count() == 6
     assert index.find_sha256("old0").id == replaced
     assert all(index.get(r.id) == r for r in old[1:])
+
+
+def test_a_rebuild_keeps_what_was_added_since_its_job_was_submitted(tmp_path, live, rng):
+    """A reindex job records next_shape_id() when it is submitted and builds much later:
+    shapes added in between (while its files render) are kept by its commit."""
+    index, old = live
+    submitted = index.next_shape_id()
+    early = index.add(rng.normal(size=DIM), name="early", sha256="early", label="x")
+    with index.rebuild(since=submitted) as builder:
+        builder.add(rng.normal(size=DIM), name="b", sha256="b", source="reindex")
+        late = index.add(rng.normal(size=DIM), name="late", sha256="late", label="x")
+        builder.commit()
+    assert index.get(early.id) == early and index.get(late.id) == late
+    assert index.vector(early.id) is not None and index.vector(late.id) is not None
+    assert all(index.get(r.id) is None for r in old)
+    assert index.count() == index.vector_count() == 3

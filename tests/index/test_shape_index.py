@@ -3,7 +3,7 @@ import threading
 import numpy as np
 import pytest
 
-from index import IndexError_, ModelMismatchError, ShapeIndex
+from index import ModelMismatchError, ShapeIndex, ShapeIndexError
 from tests.index.conftest import DIM
 
 
@@ -93,9 +93,9 @@ def test_hnsw_removal_uses_tombstones_until_the_snapshot(tmp_path, rng):
 )
 def test_bad_vectors_are_refused_with_a_clear_error(tmp_path, vector, message):
     with ShapeIndex.open(tmp_path, "m", dim=DIM) as index:
-        with pytest.raises(IndexError_, match=message):
+        with pytest.raises(ShapeIndexError, match=message):
             index.add(vector, name="x", sha256="x")
-        with pytest.raises(IndexError_, match=message):
+        with pytest.raises(ShapeIndexError, match=message):
             index.search(vector)
         assert index.count() == 0
 
@@ -106,14 +106,14 @@ def test_another_model_id_is_refused_naming_both(tmp_path, rng):
     # Both ids map to the directory gmvit-mini_ab12: the stored id decides.
     with pytest.raises(ModelMismatchError, match="'gmvit-mini/ab12'.*'gmvit-mini_ab12'"):
         ShapeIndex.open(tmp_path, "gmvit-mini_ab12", dim=DIM)
-    with pytest.raises(IndexError_, match="16-d"):
+    with pytest.raises(ShapeIndexError, match="16-d"):
         ShapeIndex.open(tmp_path, "gmvit-mini/ab12", dim=DIM * 2)
 
 
 def test_factories_that_need_training_are_refused(tmp_path):
-    with pytest.raises(IndexError_, match="needs training"):
+    with pytest.raises(ShapeIndexError, match="needs training"):
         ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,Flat")
-    with pytest.raises(IndexError_, match="cannot build"):
+    with pytest.raises(ShapeIndexError, match="cannot build"):
         ShapeIndex.open(tmp_path, "m", dim=DIM, factory="NoSuchIndex")
 
 

@@ -1,0 +1,421 @@
+"""The ten ModelNet10 families: furniture built from boxes and cylinders.
+
+Each class is a parametric family with wide variation (proportions, part counts, leg and
+back styles, arms, drawers, thickness). The confusable pairs of ModelNet10 are kept
+confusable on purpose: desk and table share tops and legs, dresser and night_stand are
+both drawer cabinets, bed and sofa are both long padded slabs with a raised end or back.
+These families draw exactly what they drew before the wider vocabulary arrived, so the
+same seed still writes the same bytes for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import trimesh
+
+from gmvit.data.synth.parts import SECTIONS, box, cylinder, u
+
+
+def legs(
+    rng: np.random.Generator,
+    width: float,
+    depth: float,
+    height: float,
+    *,
+    styles: tuple[str, ...] = ("square", "round", "pedestal", "trestle"),
+    inset: float | None = None,
+) -> list[trimesh.Trimesh]:
+    """Supports under a top spanning x in [-width/2, width/2], y in [-depth/2, depth/2],
+    standing on z = 0 and reaching z = height."""
+    style = styles[int(rng.integers(len(styles)))]
+    thickness = u(rng, 0.03, 0.08) * max(1.0, min(width, depth) / 0.6)
+    inset = u(rng, 0.0, 0.12) * min(width, depth) if inset is None else inset
+    x = width / 2 - thickness / 2 - inset
+    y = depth / 2 - thickness / 2 - inset
+    corners = [(sx * x, sy * y) for sx in (-1, 1) for sy in (-1, 1)]
+    if style == "square":
+        return [box((thickness, thickness, height), (cx, cy, height / 2)) for cx, cy in corners]
+    if style == "round":
+        return [cylinder(thickness / 2, height, (cx, cy, height / 2)) for cx, cy in corners]
+    if style == "pedestal":
+        column = u(rng, 0.05, 0.12) * max(1.0, min(width, depth) / 0.6)
+        foot = u(rng, 0.25, 0.45) * min(width, depth)
+        return [
+            cylinder(column, height, (0, 0, height / 2)),
+            cylinder(foot, 0.03, (0, 0, 0.015)),
+        ]
+    # trestle: two end panels joined by a stretcher
+    panel = u(rng, 0.03, 0.07)
+    parts = [box((panel, depth - 2 * inset, height), (sx * x, 0, height / 2)) for sx in (-1, 1)]
+    parts.append(box((2 * x, panel, panel), (0, 0, u(rng, 0.15, 0.4) * height)))
+    return parts
+
+
+def drawer_fronts(
+    rng: np.random.Generator,
+    width: float,
+    height: float,
+    z0: float,
+    y_front: float,
+    rows: int,
+    columns: int,
+) -> list[trimesh.Trimesh]:
+    """Slightly proud drawer fronts with knobs over a face at y = y_front."""
+    gap = 0.015
+    drawer_w = (width - gap * (columns + 1)) / columns
+    drawer_h = (height - gap * (rows + 1)) / rows
+    knob = u(rng, 0.01, 0.025)
+    parts = []
+    for r in range(rows):
+        for c in range(columns):
+            cx = -width / 2 + gap + drawer_w / 2 + c * (drawer_w + gap)
+            cz = z0 + gap + drawer_h / 2 + r * (drawer_h + gap)
+            parts.append(box((drawer_w, 0.02, drawer_h), (cx, y_front + 0.01, cz)))
+            parts.append(box((knob * 3, knob * 2, knob), (cx, y_front + 0.02 + knob, cz)))
+    return parts
+
+
+# ---------------------------------------------------------------- the ten families
+
+
+def _bathtub(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    length, width, height = u(rng, 1.4, 1.9), u(rng, 0.65, 0.95), u(rng, 0.4, 0.65)
+    wall = u(rng, 0.04, 0.12)
+    base_z = u(rng, 0.0, 0.15) if rng.random() < 0.5 else 0.0
+    parts = [box((length, width, wall), (0, 0, base_z + wall / 2))]
+    parts += [
+        box((length, wall, height), (0, sy * (width - wall) / 2, base_z + height / 2))
+        for sy in (-1, 1)
+    ]
+    parts += [
+        box((wall, width, height), (sx * (length - wall) / 2, 0, base_z + height / 2))
+        for sx in (-1, 1)
+    ]
+    if rng.random() < 0.5:  # a rolled rim
+        parts += [
+            cylinder(wall * 0.8, length, (0, sy * (width - wall) / 2, base_z + height), axis="x")
+            for sy in (-1, 1)
+        ]
+    if base_z > 0:  # clawed feet
+        parts += [
+            cylinder(0.04, base_z, (sx * length * 0.4, sy * width * 0.35, base_z / 2))
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+        ]
+    if rng.random() < 0.6:  # the tap
+        tap_z = base_z + height + 0.08
+        parts.append(cylinder(0.02, 0.16, (length / 2 - wall, 0, tap_z - 0.08)))
+        parts.append(cylinder(0.015, 0.12, (length / 2 - wall - 0.06, 0, tap_z), axis="x"))
+    return parts
+
+
+def padded_slab(
+    rng: np.random.Generator, length: float, depth: float, z_top: float, leg_height: float
+) -> list[trimesh.Trimesh]:
+    """The long padded body shared by beds and sofas, on short feet."""
+    parts = [box((length, depth, z_top - leg_height), (0, 0, (z_top + leg_height) / 2))]
+    if leg_height > 0:
+        parts += legs(rng, length, depth, leg_height, styles=("square", "round"), inset=0.02)
+    return parts
+
+
+def _bed(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    length, width = u(rng, 1.8, 2.2), u(rng, 0.9, 1.9)
+    leg = u(rng, 0.0, 0.25)
+    top = leg + u(rng, 0.25, 0.45)
+    parts = padded_slab(rng, length, width, top, leg)
+    headboard_h = top + u(rng, 0.2, 0.8)
+    board = u(rng, 0.04, 0.12)
+    parts.append(box((board, width, headboard_h), (-length / 2 - board / 2, 0, headboard_h / 2)))
+    if rng.random() < 0.5:  # footboard
+        foot_h = top + u(rng, 0.0, 0.3)
+        parts.append(box((board, width, foot_h), (length / 2 + board / 2, 0, foot_h / 2)))
+    pillows = int(rng.integers(0, 3)) if width > 1.3 else int(rng.integers(0, 2))
+    for p in range(pillows):
+        y = 0.0 if pillows == 1 else (p - 0.5) * width / 2
+        parts.append(
+            box(
+                (0.35, min(0.6, width / max(pillows, 1) - 0.05), 0.12),
+                (-length / 2 + 0.25, y, top + 0.06),
+            )
+        )
+    if rng.random() < 0.5:  # a folded blanket
+        parts.append(box((length * 0.45, width * 1.02, 0.04), (length * 0.2, 0, top + 0.02)))
+    return parts
+
+
+def _sofa(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    length, depth = u(rng, 1.4, 2.6), u(rng, 0.75, 1.0)
+    leg = u(rng, 0.0, 0.15)
+    seat = leg + u(rng, 0.25, 0.4)
+    parts = padded_slab(rng, length, depth, seat, leg)
+    back_t = u(rng, 0.12, 0.25)
+    back_h = seat + u(rng, 0.25, 0.5)
+    parts.append(
+        box((length, back_t, back_h - leg), (0, -depth / 2 + back_t / 2, (back_h + leg) / 2))
+    )
+    arms = rng.random() < 0.85
+    if arms:
+        arm_t = u(rng, 0.08, 0.25)
+        arm_h = seat + u(rng, 0.1, 0.3)
+        for sx in (-1, 1):
+            parts.append(
+                box((arm_t, depth, arm_h - leg), (sx * (length + arm_t) / 2, 0, (arm_h + leg) / 2))
+            )
+            if rng.random() < 0.4:  # rolled arm
+                parts.append(
+                    cylinder(arm_t * 0.6, depth, (sx * (length + arm_t) / 2, 0, arm_h), axis="y")
+                )
+    cushions = int(rng.integers(1, 4))
+    gap = 0.02
+    cushion_w = (length - gap * (cushions + 1)) / cushions
+    for c in range(cushions):
+        cx = -length / 2 + gap + cushion_w / 2 + c * (cushion_w + gap)
+        parts.append(box((cushion_w, depth - back_t - 0.04, 0.1), (cx, back_t / 2, seat + 0.05)))
+    return parts
+
+
+def _chair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    width, depth = u(rng, 0.4, 0.6), u(rng, 0.4, 0.6)
+    seat_z, seat_t = u(rng, 0.4, 0.5), u(rng, 0.03, 0.1)
+    parts = legs(rng, width, depth, seat_z - seat_t, styles=("square", "round", "pedestal"))
+    parts.append(box((width, depth, seat_t), (0, 0, seat_z - seat_t / 2)))
+    back_h = u(rng, 0.3, 0.6)
+    back_t = u(rng, 0.02, 0.06)
+    back_y = -depth / 2 + back_t / 2
+    style = int(rng.integers(3))
+    if style == 0:  # solid panel
+        parts.append(box((width, back_t, back_h), (0, back_y, seat_z + back_h / 2)))
+    elif style == 1:  # vertical slats between two posts and a top rail
+        slats = int(rng.integers(2, 6))
+        post = u(rng, 0.025, 0.05)
+        for sx in (-1, 1):
+            parts.append(
+                box((post, back_t, back_h), (sx * (width - post) / 2, back_y, seat_z + back_h / 2))
+            )
+        parts.append(box((width, back_t, 0.06), (0, back_y, seat_z + back_h - 0.03)))
+        for s in range(slats):
+            x = -width / 2 + post + (s + 1) * (width - 2 * post) / (slats + 1)
+            parts.append(
+                box((0.02, back_t * 0.8, back_h - 0.06), (x, back_y, seat_z + (back_h - 0.06) / 2))
+            )
+    else:  # horizontal rails
+        rails = int(rng.integers(2, 5))
+        for sx in (-1, 1):
+            parts.append(
+                box((0.04, back_t, back_h), (sx * (width - 0.04) / 2, back_y, seat_z + back_h / 2))
+            )
+        for r in range(rails):
+            z = seat_z + (r + 1) * back_h / rails - 0.03
+            parts.append(box((width, back_t, 0.05), (0, back_y, z)))
+    if rng.random() < 0.35:  # arms
+        arm_z = seat_z + u(rng, 0.18, 0.28)
+        for sx in (-1, 1):
+            parts.append(box((0.05, depth, 0.04), (sx * (width / 2 + 0.025), 0, arm_z)))
+            parts.append(
+                box(
+                    (0.04, 0.04, arm_z - seat_z),
+                    (sx * (width / 2 + 0.025), depth / 2 - 0.04, (arm_z + seat_z) / 2),
+                )
+            )
+    return parts
+
+
+def _tabletop(
+    rng: np.random.Generator, width: float, depth: float, height: float, thickness: float
+) -> list[trimesh.Trimesh]:
+    return [box((width, depth, thickness), (0, 0, height - thickness / 2))]
+
+
+def _desk(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    width, depth = u(rng, 1.0, 1.8), u(rng, 0.5, 0.8)
+    height, top_t = u(rng, 0.7, 0.78), u(rng, 0.02, 0.06)
+    parts = _tabletop(rng, width, depth, height, top_t)
+    under = height - top_t
+    pedestals = int(rng.integers(0, 3))
+    pedestal_w = u(rng, 0.3, 0.45)
+    sides = {0: (), 1: (int(rng.choice([-1, 1])),), 2: (-1, 1)}[pedestals]
+    for sx in sides:
+        cx = sx * (width - pedestal_w) / 2
+        parts.append(box((pedestal_w, depth * 0.95, under), (cx, 0, under / 2)))
+        rows = int(rng.integers(2, 5))
+        for part in drawer_fronts(rng, pedestal_w, under, 0.0, depth * 0.475, rows, 1):
+            part.apply_translation((cx, 0, 0))
+            parts.append(part)
+    if len(sides) < 2:  # legs on the open ends
+        leg_parts = legs(rng, width, depth, under, styles=("square", "round", "trestle"))
+        if sides:
+            # keep only the supports on the side without a pedestal
+            leg_parts = [p for p in leg_parts if np.sign(p.centroid[0]) != sides[0]]
+        parts += leg_parts
+    if rng.random() < 0.6:  # modesty panel at the back
+        parts.append(box((width * 0.9, 0.02, under * 0.5), (0, -depth / 2 + 0.03, under * 0.7)))
+    if rng.random() < 0.5:  # a centre drawer under the top
+        parts.append(box((width * 0.35, depth * 0.9, 0.1), (0, 0, under - 0.05)))
+    if rng.random() < 0.4:  # a hutch or shelf riser on top
+        riser_h = u(rng, 0.15, 0.5)
+        parts.append(box((width, 0.03, riser_h), (0, -depth / 2 + 0.015, height + riser_h / 2)))
+    return parts
+
+
+def _table(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    round_top = rng.random() < 0.3
+    width = u(rng, 0.7, 2.0)
+    depth = width if round_top else u(rng, 0.6, 1.1)
+    height, top_t = u(rng, 0.4, 0.78), u(rng, 0.02, 0.08)
+    if round_top:
+        parts = [cylinder(width / 2, top_t, (0, 0, height - top_t / 2))]
+        parts += legs(
+            rng, width * 0.7, depth * 0.7, height - top_t, styles=("square", "round", "pedestal")
+        )
+    else:
+        parts = _tabletop(rng, width, depth, height, top_t)
+        parts += legs(rng, width, depth, height - top_t)
+    if not round_top and rng.random() < 0.5:  # apron
+        apron = u(rng, 0.05, 0.12)
+        parts.append(box((width * 0.92, depth * 0.92, apron), (0, 0, height - top_t - apron / 2)))
+    if rng.random() < 0.3:  # lower shelf
+        parts.append(box((width * 0.85, depth * 0.85, 0.02), (0, 0, u(rng, 0.1, 0.25))))
+    return parts
+
+
+def cabinet(
+    rng: np.random.Generator,
+    width: float,
+    depth: float,
+    height: float,
+    rows: int,
+    columns: int,
+    open_shelf: bool,
+) -> list[trimesh.Trimesh]:
+    """A drawer cabinet on a plinth or feet; dressers and night stands differ in
+    proportion and drawer count only."""
+    plinth = u(rng, 0.02, 0.15)
+    parts = []
+    if rng.random() < 0.5:
+        parts.append(box((width * 0.96, depth * 0.96, plinth), (0, 0, plinth / 2)))
+    else:
+        parts += legs(rng, width, depth, plinth, styles=("square", "round"), inset=0.01)
+    body_h = height - plinth
+    parts.append(box((width, depth, body_h), (0, 0, plinth + body_h / 2)))
+    top_t = u(rng, 0.015, 0.04)
+    parts.append(box((width * 1.04, depth * 1.04, top_t), (0, 0, height + top_t / 2)))
+    drawer_h = body_h
+    if open_shelf:
+        # an open cubby: the upper part of the front is recessed
+        drawer_h = body_h * u(rng, 0.4, 0.65)
+        parts.append(
+            box(
+                (width * 0.9, 0.02, body_h - drawer_h),
+                (0, depth / 2 - 0.12, plinth + drawer_h + (body_h - drawer_h) / 2),
+            )
+        )
+        parts[-2] = box((width, depth - 0.12, body_h), (0, -0.06, plinth + body_h / 2))
+        parts.append(box((width, 0.12, drawer_h), (0, depth / 2 - 0.06, plinth + drawer_h / 2)))
+    parts += drawer_fronts(rng, width, drawer_h, plinth, depth / 2, rows, columns)
+    if rng.random() < 0.25:  # a mirror or a lamp on top
+        if width > 0.8:
+            mirror_h = u(rng, 0.4, 0.8)
+            parts.append(
+                box((width * 0.7, 0.03, mirror_h), (0, -depth / 2 + 0.05, height + mirror_h / 2))
+            )
+        else:
+            parts.append(cylinder(0.05, 0.25, (width * 0.2, 0, height + 0.125)))
+            parts.append(cylinder(0.12, 0.15, (width * 0.2, 0, height + 0.3)))
+    return parts
+
+
+def _dresser(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    width, depth, height = u(rng, 0.8, 1.8), u(rng, 0.4, 0.6), u(rng, 0.7, 1.4)
+    rows, columns = int(rng.integers(3, 6)), int(rng.integers(1, 4))
+    return cabinet(rng, width, depth, height, rows, columns, open_shelf=rng.random() < 0.1)
+
+
+def _night_stand(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    width, depth, height = u(rng, 0.4, 0.65), u(rng, 0.35, 0.5), u(rng, 0.45, 0.75)
+    rows = int(rng.integers(1, 4))
+    return cabinet(rng, width, depth, height, rows, 1, open_shelf=rng.random() < 0.4)
+
+
+def _monitor(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    width = u(rng, 0.45, 0.9)
+    height = width / u(rng, 1.3, 2.4)
+    thickness = u(rng, 0.015, 0.08)
+    neck_h = u(rng, 0.08, 0.25)
+    screen_z = neck_h + height / 2
+    parts = [box((width, thickness, height), (0, 0, screen_z))]
+    bezel = u(rng, 0.005, 0.03)
+    parts.append(
+        box((width - 2 * bezel, 0.005, height - 2 * bezel), (0, thickness / 2 + 0.0025, screen_z))
+    )
+    if rng.random() < 0.4:  # a bulky back housing
+        parts.append(
+            box(
+                (width * 0.6, u(rng, 0.05, 0.2), height * 0.6),
+                (0, -thickness / 2 - 0.05, screen_z),
+            )
+        )
+    neck_y = -thickness / 2 - 0.02
+    parts.append(box((0.05, 0.03, neck_h + height / 3), (0, neck_y, (neck_h + height / 3) / 2)))
+    base = int(rng.integers(3))
+    if base == 0:
+        parts.append(cylinder(u(rng, 0.1, 0.18), 0.02, (0, neck_y, 0.01)))
+    elif base == 1:
+        parts.append(box((u(rng, 0.2, 0.35), u(rng, 0.15, 0.25), 0.02), (0, neck_y, 0.01)))
+    else:  # V-shaped feet
+        for sx in (-1, 1):
+            foot = box((0.3, 0.03, 0.02), (sx * 0.1, neck_y + 0.04, 0.01))
+            foot.apply_transform(
+                trimesh.transformations.rotation_matrix(sx * 0.5, (0, 0, 1), (0, neck_y, 0))
+            )
+            parts.append(foot)
+    return parts
+
+
+def _toilet(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    bowl_r = u(rng, 0.17, 0.24)
+    bowl_len = u(rng, 1.1, 1.5)  # elongation of the bowl along x
+    seat_z = u(rng, 0.38, 0.45)
+    base_h = seat_z * u(rng, 0.4, 0.6)
+    parts = [cylinder(bowl_r * 0.55, base_h, (0, 0, base_h / 2))]
+    bowl = trimesh.creation.cylinder(radius=bowl_r, height=seat_z - base_h, sections=SECTIONS)
+    bowl.apply_scale((bowl_len, 1.0, 1.0))
+    bowl.apply_translation((0, 0, base_h + (seat_z - base_h) / 2))
+    parts.append(bowl)
+    seat = trimesh.creation.annulus(
+        r_min=bowl_r * 0.6, r_max=bowl_r * 1.05, height=0.03, sections=SECTIONS
+    )
+    seat.apply_scale((bowl_len, 1.0, 1.0))
+    seat.apply_translation((0, 0, seat_z + 0.015))
+    parts.append(seat)
+    tank_w, tank_d = u(rng, 0.35, 0.5), u(rng, 0.15, 0.22)
+    tank_h = u(rng, 0.25, 0.45)
+    tank_x = -bowl_r * bowl_len - tank_d / 2 + 0.05
+    if rng.random() < 0.85:
+        parts.append(box((tank_d, tank_w, tank_h), (tank_x, 0, seat_z + tank_h / 2 - 0.05)))
+        parts.append(box((tank_d * 1.1, tank_w * 1.05, 0.03), (tank_x, 0, seat_z + tank_h - 0.035)))
+    else:  # wall-hung cistern panel
+        parts.append(box((0.05, tank_w, tank_h + seat_z), (tank_x, 0, (tank_h + seat_z) / 2)))
+    if rng.random() < 0.5:  # the lid, raised
+        lid = trimesh.creation.cylinder(radius=bowl_r, height=0.02, sections=SECTIONS)
+        lid.apply_scale((bowl_len, 1.0, 1.0))
+        lid.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2 * 0.9, (0, 1, 0)))
+        lid.apply_translation((tank_x + tank_d / 2 + 0.03, 0, seat_z + bowl_r * bowl_len))
+        parts.append(lid)
+    return parts
+
+
+FAMILIES: dict[str, Callable[[np.random.Generator], list[trimesh.Trimesh]]] = {
+    "bathtub": _bathtub,
+    "bed": _bed,
+    "chair": _chair,
+    "desk": _desk,
+    "dresser": _dresser,
+    "monitor": _monitor,
+    "night_stand": _night_stand,
+    "sofa": _sofa,
+    "table": _table,
+    "toilet": _toilet,
+}
