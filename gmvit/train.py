@@ -63,12 +63,15 @@ class Recipe:
     # and its temperature; with it on, every batch holds two renders of each of its shapes.
     contrastive: float = 0.0
     temperature: float = 0.1
+    copies: int | None = None  # augmented copies per shape taken from the store; None: all
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise GMViTError("epochs and batch size must be at least 1")
         if self.contrastive < 0 or self.temperature <= 0:
             raise GMViTError("the contrastive weight must be >= 0 and its temperature > 0")
+        if self.copies is not None and self.copies < 0:
+            raise GMViTError("the number of copies must be 0 or more")
         if self.contrastive and self.batch_size < 4:
             raise GMViTError("the contrastive term needs a batch of at least 4 renders")
         if self.t_max is None:
@@ -382,12 +385,19 @@ class TrainData:
             "val_shapes": len(self.val_idx),
         }
 
+    def train_rows(self, recipe: Recipe) -> np.ndarray:
+        """The training renders a recipe uses: each shape with at most `recipe.copies` of its
+        perturbed copies."""
+        if recipe.copies is None:
+            return self.train_idx
+        return self.train_idx[self.split.copies[self.train_idx] <= recipe.copies]
+
     def train_set(self, recipe: Recipe, seed: int) -> Dataset:
         """Every training render once per epoch; in pairs of one shape when the recipe has
         the contrastive term."""
         if recipe.contrastive > 0:
-            return PairedViewDataset(self.split, self.train_idx, seed)
-        return MultiViewDataset(self.split, self.train_idx)
+            return PairedViewDataset(self.split, self.train_rows(recipe), seed)
+        return MultiViewDataset(self.split, self.train_rows(recipe))
 
 
 def instance_contrastive_loss(features: Tensor, shapes: Tensor, temperature: float) -> Tensor:
@@ -598,7 +608,7 @@ def train_teacher(
         module=single,
         recipe=cnn_recipe,
         rt=rt,
-        train_set=SingleViewDataset(data.split, data.train_idx),
+        train_set=SingleViewDataset(data.split, data.train_rows(cnn_recipe)),
         step=cnn_step,
         validate=cnn_validate,
         on_best=lambda s, e: _atomic_save(single.state_dict(), cnn_best),

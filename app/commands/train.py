@@ -32,6 +32,13 @@ def _add_recipe(parser: argparse.ArgumentParser, batch_size: int) -> None:
     ours.add_argument(
         "--temperature", type=float, default=0.1, help="temperature of the contrastive term"
     )
+    ours.add_argument(
+        "--copies",
+        type=int,
+        default=None,
+        help="use at most this many perturbed copies of each training shape from the view "
+        "store (gmvit dataset render --augment); default: all",
+    )
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +116,7 @@ def _recipe(args: argparse.Namespace, epochs: int | None = None, batch: int | No
         weight_decay=args.weight_decay,
         contrastive=args.contrastive,
         temperature=args.temperature,
+        copies=args.copies,
     )
 
 

@@ -19,7 +19,7 @@ from gmvit.data.datasets import (
 )
 from gmvit.data.perturb import rotate_z
 from gmvit.preprocess import resize_views, to_input
-from gmvit.train import TrainData
+from gmvit.train import Recipe, TrainData
 
 
 @pytest.mark.parametrize("rig", ["circle-12", "dodecahedron-20"])
@@ -141,3 +141,7 @@ def test_renders_of_one_shape_stay_on_one_side_of_the_holdout():
     assert not set(shape_ids[data.train_idx]) & set(shape_ids[data.val_idx])
     assert len(data.val_idx) == 4 and (split.copies[data.val_idx] == 0).all()
     assert len(data.train_idx) == 16 * 3
+    # A recipe may take fewer of the copies the store holds (an ablation on one store).
+    assert (split.copies[data.train_rows(Recipe(copies=1))] <= 1).all()
+    assert len(data.train_rows(Recipe(copies=0))) == 16
+    assert len(data.train_rows(Recipe())) == 16 * 3
