@@ -96,6 +96,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--batch-size", type=int, default=16)
     evaluate.add_argument("--threads", type=int, default=None)
     evaluate.add_argument("--name", default=None, help="row name in the Markdown table")
+    evaluate.add_argument(
+        "--held-out",
+        type=Path,
+        default=None,
+        help="view store of families none of the classes (gmvit dataset synth --classes "
+        "held-out): calibrate and measure the open-set decision on it",
+    )
+    evaluate.add_argument(
+        "--gallery-per-class",
+        type=int,
+        default=3,
+        help="labelled training shapes a class the open-set decision compares with",
+    )
+    evaluate.add_argument(
+        "--save-thresholds",
+        action="store_true",
+        help="store the calibrated open-set thresholds in the checkpoint's meta (same model id)",
+    )
     evaluate.set_defaults(func=_eval)
 
 
@@ -191,14 +209,33 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from gmvit.evaluate import evaluate, markdown_table, write_reports
+    from gmvit.evaluate import evaluate, markdown_table, save_thresholds, write_reports
 
     if args.batch_size < 1:
         raise CLIError("--batch-size must be at least 1")
+    if args.save_thresholds and args.held_out is None:
+        raise CLIError("--save-thresholds needs --held-out")
     result = evaluate(
-        args.weights, args.data, split=args.split, batch_size=args.batch_size, threads=args.threads
+        args.weights,
+        args.data,
+        split=args.split,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        held_out=args.held_out,
+        gallery_per_class=args.gallery_per_class,
     )
     paths = write_reports(result, args.json, name=args.name)
     print(markdown_table([(args.name or result.variant, result)]), end="")
+    if result.open_set is not None:
+        o = result.open_set
+        print(
+            f"open set: {o['known_accepted']:.3f} of known shapes keep a label, "
+            f"{o['unknown_refused']:.3f} of held-out shapes refused; "
+            f"AUROC {o['auroc_combined']:.3f} (probability {o['auroc_probability']:.3f}, "
+            f"similarity {o['auroc_similarity']:.3f})"
+        )
+    if args.save_thresholds:
+        model_id = save_thresholds(args.weights, result.open_set)
+        print(f"thresholds stored in {args.weights} ({model_id})")
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -252,3 +252,26 @@ def test_contrastive_recipe_on_augmented_copies_through_the_cli(data, tmp_path):
     simple = load_checkpoint(Path(second) / "best.pt")
     assert simple.meta["recipe"]["contrastive"] == 0.5
     assert simple.meta["teacher"]["model_id"] == mini.model_id
+
+    # Open set: calibrated on held-out families, stored in the checkpoint, same model id.
+    synth.generate(
+        tmp_path / "held-out",
+        seed=5,
+        train_per_class=0,
+        test_per_class=2,
+        classes=("teapot", "umbrella"),
+        progress=False,
+    )
+    held_out = tmp_path / "held-out-views"
+    render_store(tmp_path / "held-out", held_out, rig="circle-12", size=SIZE, progress=False)
+    report = tmp_path / "eval.json"
+    weights = str(Path(first) / "best.pt")
+    evaluate = ["eval", "--weights", weights, "--data", views, "--json", str(report)]
+    assert main([*evaluate, "--held-out", str(held_out), "--save-thresholds"]) == 0
+    open_set = json.loads(report.read_text())["open_set"]
+    assert open_set["held_out_families"] == ["teapot", "umbrella"]
+    assert open_set["known_accepted"] >= 0.95 and 0 <= open_set["unknown_refused"] <= 1
+    assert 0 <= open_set["auroc_combined"] <= 1
+    stored = load_checkpoint(weights)
+    assert stored.model_id == mini.model_id
+    assert stored.meta["open_set"]["min_probability"] == open_set["thresholds"]["min_probability"]
