@@ -16,6 +16,7 @@ import trimesh
 
 # Subdividing multiplies the faces by four: past this many, a copy is left as it is.
 MAX_SUBDIVIDE_FACES = 250_000
+DECIMATE_MIN_FACES = 1000
 
 
 def rotate_z(mesh: trimesh.Trimesh, degrees: float) -> trimesh.Trimesh:
@@ -33,11 +34,13 @@ def mirror_y(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 
 
 def jitter(mesh: trimesh.Trimesh, sigma: float, rng: np.random.Generator) -> trimesh.Trimesh:
-    """Every vertex moved by Gaussian noise of `sigma` times the bounding box's diagonal."""
+    """Every vertex position moved by Gaussian noise of `sigma` times the bounding box's
+    diagonal; vertices at one position move together, so the surface does not tear."""
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     diagonal = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
-    noise = rng.normal(0.0, sigma * diagonal, vertices.shape)
-    return _mesh(vertices + noise, mesh.faces)
+    positions, where = np.unique(vertices, axis=0, return_inverse=True)
+    noise = rng.normal(0.0, sigma * diagonal, positions.shape)
+    return _mesh(vertices + noise[where.ravel()], mesh.faces)
 
 
 def subdivide(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -47,9 +50,13 @@ def subdivide(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 
 
 def decimate(mesh: trimesh.Trimesh, keep: float) -> trimesh.Trimesh:
-    """About `keep` of the faces left by quadric edge collapse (fast-simplification)."""
+    """About `keep` of the faces left by quadric edge collapse (fast-simplification). A mesh
+    of fewer than `DECIMATE_MIN_FACES` faces is subdivided up to that many first, so that
+    decimating re-tessellates it instead of deleting its thin parts."""
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be in (0, 1], not {keep}")
+    while 0 < len(mesh.faces) < DECIMATE_MIN_FACES:
+        mesh = subdivide(mesh)
     vertices, faces = fast_simplification.simplify(
         np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces), 1.0 - keep
     )
