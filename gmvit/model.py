@@ -364,8 +364,10 @@ class GMViT(nn.Module):
         return self.norm(self.blocks_1(x, pos))[:, 1:]
 
     def view_scores(self, f_vit1: Tensor) -> Tensor:
-        """(B, V, 512) -> att (B, V)."""
-        return torch.sigmoid(self.attention(f_vit1)).squeeze(-1)
+        """(B, V, 512) -> att (B, V), in float32 whatever the autocast: in bfloat16 a
+        sigmoid above about 0.998 rounds to 1.0, and a score of 1.0 puts its view in no
+        group (all of a shape's views, and its f_vit2 is zero)."""
+        return torch.sigmoid(self.attention(f_vit1).float()).squeeze(-1)
 
     def group_features(self, groups: ViewGroups) -> tuple[Tensor, Tensor]:
         """Grouped views -> (cls_2 output (B, 512), f_vit2 (B, 512)); not for mini."""

@@ -138,3 +138,19 @@ def test_wrong_view_count_is_refused():
     model = create_model("mini", 12, 3)
     with pytest.raises(GMViTError, match=r"\(B, 12, 3, H, W\)"):
         model(torch.zeros(1, 20, 3, SIZE, SIZE))
+
+
+@pytest.mark.parametrize("variant", ["simple", "mini"])
+def test_scores_do_not_saturate_under_bfloat16_autocast(variant):
+    """A logit of 8 is a score of 0.99966 in float32 (the last bin) but 1.0 in bfloat16,
+    which would put the view in no group: scores are computed in float32."""
+    torch.manual_seed(0)
+    model = create_model(variant, 12, 3, image_size=SIZE).eval()
+    layer = model.attention if variant == "mini" else model.attention[0]
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.fill_(8.0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(torch.randn(2, 12, 3, SIZE, SIZE))
+    assert out.att.dtype == torch.float32 and (out.att < 1).all()
+    assert (out.f_vit2.float().abs().sum(dim=1) > 0).all()
