@@ -17,10 +17,14 @@ Three parts, measured on one checkpoint in one run (`--parts` picks some):
   known classes, through the same server: AUROC of the head's top probability and of the
   nearest labelled neighbour's similarity (demo set, training set).
 
-    python -m bench.descriptor --weights weights/gmvit-mini-synth10.pt [--quick] [--json F]
+    python -m bench.descriptor --weights W [W ...] [--quick] [--parts ...] [--json F]
 
-Prints Markdown tables and writes a JSON (default `var/bench/descriptor-<model id>.json`).
-The real meshes come from Debian packages that `scripts/setup.sh --bench` fetches.
+Several checkpoints are measured side by side: the instance part renders each copy once
+and embeds it with every model; the server part runs once per model. Prints Markdown
+tables and writes a JSON (default `var/bench/descriptor-<model ids>.json`). The real
+meshes come from Debian packages that `scripts/setup.sh --bench` fetches; the full run's
+real gallery is a seeded sample of 400 of them (`--real 0`: all, about three times as
+long).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -52,14 +56,8 @@ from gmvit.evaluate import classification_scores
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("instance", "category", "open-set")
-METHODS = ("gmvit", "pca", "pixels", "d2")
-METHOD_NAMES = {
-    "gmvit": "GMViT descriptor",
-    "pca": "PCA eigenvalues",
-    "pixels": "view pixels",
-    "d2": "D2 histogram",
-}
-PIXEL_RIG = "circle-12"
+BASELINES = {"pca": "PCA eigenvalues", "pixels": "view pixels", "d2": "D2 histogram"}
+PIXEL_RIG, PIXEL_SIZE = "circle-12", baselines.PIXEL_SIZE
 API_KEY = "bench-key"
 SEARCH_LIMIT = 100  # the API's largest top_k
 
@@ -72,7 +70,7 @@ class Sizes:
     open_per_class: int  # open-set: known test shapes per class and unknowns per family
 
 
-FULL = Sizes(synth_per_class=30, real=None, index_per_class=112, open_per_class=30)
+FULL = Sizes(synth_per_class=30, real=400, index_per_class=112, open_per_class=30)
 QUICK = Sizes(synth_per_class=3, real=60, index_per_class=20, open_per_class=4)
 SYNTH_TEST_PER_CLASS = 30  # the shipped weights' test split
 
@@ -123,12 +121,14 @@ def labelled_files(folder: Path) -> list[tuple[Path, str]]:
 
 
 def describe_copies(
-    copies: Sequence[trimesh.Trimesh | None], embedder: gmvit.Embedder
+    copies: Sequence[trimesh.Trimesh | None], embedders: dict[str, gmvit.Embedder]
 ) -> list[dict[str, np.ndarray] | None]:
-    """Every method's vector for each mesh, computed the way the service sees it (one
-    embedder batch for all); None for a mesh that is None or that cannot be rendered."""
+    """Each method's vector for each mesh (the baselines', and each model's descriptor
+    under its name), computed the way the service sees it: one render per rig and size,
+    one embedder batch per model; None for a mesh that is None or cannot be rendered."""
+    looks = {(e.rig, e.image_size) for e in embedders.values()} | {(PIXEL_RIG, PIXEL_SIZE)}
     vectors: list[dict[str, np.ndarray] | None] = []
-    views = []
+    views: dict[tuple[str, int], list[np.ndarray]] = {look: [] for look in looks}
     for mesh in copies:
         try:
             if mesh is None:
@@ -137,23 +137,21 @@ def describe_copies(
         except ValueError:  # renderer.MeshError is one
             vectors.append(None)
             continue
-        views.append(renderer.render_views(normal, embedder.rig, embedder.image_size))
-        same = embedder.rig == PIXEL_RIG and embedder.image_size == baselines.PIXEL_SIZE
-        pixels = (
-            views[-1] if same else renderer.render_views(normal, PIXEL_RIG, baselines.PIXEL_SIZE)
-        )
+        for rig, size in looks:
+            views[rig, size].append(renderer.render_views(normal, rig, size))
         vectors.append(
             {
                 "pca": baselines.pca_eigenvalues(normal),
-                "pixels": baselines.view_pixels(pixels),
+                "pixels": baselines.view_pixels(views[PIXEL_RIG, PIXEL_SIZE][-1]),
                 "d2": baselines.d2_histogram(normal),
             }
         )
-    if views:
-        descriptors = iter(embedder.embed(np.stack(views)).descriptors)
-        for vector in vectors:
-            if vector is not None:
-                vector["gmvit"] = next(descriptors)
+    rendered = [vector for vector in vectors if vector is not None]
+    if rendered:
+        for name, embedder in embedders.items():
+            batch = np.stack(views[embedder.rig, embedder.image_size])
+            for vector, descriptor in zip(rendered, embedder.embed(batch).descriptors, strict=True):
+                vector[name] = descriptor
     return vectors
 
 
@@ -165,12 +163,13 @@ def _distances(gallery: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 
 def instance_retrieval(
-    files: Sequence[Path], embedder: gmvit.Embedder, seed: int, desc: str
+    files: Sequence[Path], embedders: dict[str, gmvit.Embedder], seed: int, desc: str
 ) -> dict:
-    """Top-1 / top-5 of every method under every perturbation, for one gallery."""
+    """Top-1 / top-5 of every model and baseline under every perturbation, one gallery."""
     n = len(files)
-    gallery: dict[str, list] = {m: [] for m in METHODS}
-    queries = {p: {m: [] for m in METHODS} for p in perturb.PERTURBATIONS}
+    methods = [*embedders, *BASELINES]
+    gallery: dict[str, list] = {m: [] for m in methods}
+    queries = {p: {m: [] for m in methods} for p in perturb.PERTURBATIONS}
     failed: dict[str, list[str]] = {p: [] for p in perturb.PERTURBATIONS}
     for i, path in enumerate(tqdm(files, desc=desc, unit="mesh", leave=False)):
         mesh = renderer.load_mesh(path)
@@ -180,20 +179,20 @@ def instance_retrieval(
                 copies.append(change(mesh, np.random.default_rng([seed, p_index, i])))
             except ValueError:  # a copy the pipeline cannot take is a miss for every method
                 copies.append(None)
-        original, *perturbed = describe_copies(copies, embedder)
+        original, *perturbed = describe_copies(copies, embedders)
         if original is None:
             raise RuntimeError(f"{path} cannot be rendered; the corpus should not hold it")
-        for method in METHODS:
+        for method in methods:
             gallery[method].append(original[method])
         for name, vectors in zip(perturb.PERTURBATIONS, perturbed, strict=True):
             if vectors is None:
                 failed[name].append(path.name)
-            for method in METHODS:
+            for method in methods:
                 queries[name][method].append(None if vectors is None else vectors[method])
     results: dict = {"meshes": n, "perturbations": {}}
     for name in perturb.PERTURBATIONS:
         row = {"failed": failed[name]}
-        for method in METHODS:
+        for method in methods:
             ready = baselines.centred_unit if method == "pixels" else np.asarray
             stack = ready(np.stack(gallery[method]))
             ok = [i for i, v in enumerate(queries[name][method]) if v is not None]
@@ -314,6 +313,7 @@ def through_server(
             allowed_roots=data_dir.resolve(),
             demo="true",
             workers=2,
+            threads=1,  # the same answers as more threads, without fighting for 2 cores
             queue=32,
         ) as server,
     ):
@@ -370,62 +370,102 @@ def through_server(
 # ------------------------------------------------------------------ report
 
 
-def instance_table(instance: dict) -> str:
-    head = "| gallery | perturbation | " + " | ".join(
-        f"{METHOD_NAMES[m]} top-1 | top-5" for m in METHODS
-    )
-    lines = [head + " |", "|---|---|" + "---:|---:|" * len(METHODS)]
+def instance_table(instance: dict, models: Sequence[str]) -> str:
+    methods = [*models, *BASELINES]
+    names = [*models, *BASELINES.values()]
+    lines = [
+        "| gallery (meshes) | query: a copy after | "
+        + " | ".join(f"{name} top-1 / top-5" for name in names)
+        + " |",
+        "|---|---|" + "---:|" * len(methods),
+    ]
     for gallery, result in instance.items():
         for name, row in result["perturbations"].items():
-            cells = " | ".join(f"{row[m]['top1']:.3f} | {row[m]['top5']:.3f}" for m in METHODS)
+            cells = " | ".join(f"{row[m]['top1']:.3f} / {row[m]['top5']:.3f}" for m in methods)
             failed = f" ({len(row['failed'])} copies failed)" if row["failed"] else ""
             lines.append(
-                f"| {gallery} ({result['meshes']}) | {perturb.DESCRIPTIONS[name]}{failed} | "
-                f"{cells} |"
+                f"| {gallery} ({result['meshes']}) | {perturb.DESCRIPTIONS[name]}{failed} "
+                f"| {cells} |"
             )
     return "\n".join(lines)
 
 
-def category_table(category: dict, index: dict) -> str:
-    pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
-    c = category
-    lines = [
-        f"| real furniture ({c['meshes']} meshes, {len(c['per_class'])} classes) | top-1 % "
-        "| mean class top-1 % |",
-        "|---|---:|---:|",
-        f"| `/classify` head label | {pct(c['head']['oa'])} | {pct(c['head']['macc'])} |",
-        f"| `/classify` neighbour vote, demo set indexed ({index['demo']} shapes) | "
-        f"{pct(c['vote_demo']['oa'])} | {pct(c['vote_demo']['macc'])} |",
-        f"| `/classify` neighbour vote, synthetic training set indexed ({index['train']} "
-        f"shapes) | {pct(c['vote_train']['oa'])} | {pct(c['vote_train']['macc'])} |",
-        "",
-        "| real furniture indexed, each shape queries the others | mAP % | P@10 % |",
-        "|---|---:|---:|",
-        f"| `/search` by shape id, category relevance | {pct(c['search']['map'])} | "
-        f"{pct(c['search']['p_at_10'])} |",
-        "",
-        "| class | " + " | ".join(c["per_class"]) + " |",
-        "|---|" + "---:|" * len(c["per_class"]),
-        "| real meshes | " + " | ".join(str(v) for v in c["per_class"].values()) + " |",
-        "| head right | "
-        + " | ".join(str(c["head_right_per_class"][k]) for k in c["per_class"])
-        + " |",
-    ]
+def server_table(models: dict) -> str:
+    """Category and open-set scores, one column per model."""
+    names = list(models)
+    first = models[names[0]]
+
+    def row(title: str, cell) -> str:
+        return f"| {title} | " + " | ".join(cell(models[n]) for n in names) + " |"
+
+    def pct(value: float) -> str:
+        return f"{100 * value:.1f}"
+
+    lines = ["| measured through `gmvit serve` | " + " | ".join(names) + " |"]
+    lines.append("|---|" + "---:|" * len(names))
+    if "category" in first:
+        c = first["category"]
+        lines.append(
+            row(
+                f"real furniture ({c['meshes']} meshes): `/classify` head top-1 % (class mean)",
+                lambda m: (
+                    f"{pct(m['category']['head']['oa'])} ({pct(m['category']['head']['macc'])})"
+                ),
+            )
+        )
+        for key, what in (("vote_demo", "demo set"), ("vote_train", "synthetic training set")):
+            lines.append(
+                row(
+                    f"... neighbour vote top-1 %, {what} indexed",
+                    lambda m, key=key: (
+                        f"{pct(m['category'][key]['oa'])} ({pct(m['category'][key]['macc'])})"
+                    ),
+                )
+            )
+        lines.append(
+            row(
+                "real furniture indexed: `/search` category mAP % / P@10 %",
+                lambda m: (
+                    f"{pct(m['category']['search']['map'])} / "
+                    f"{pct(m['category']['search']['p_at_10'])}"
+                ),
+            )
+        )
+    if "open_set" in first:
+        o = first["open_set"]
+        lines.append(
+            row(
+                f"open set ({o['known']} known against {o['unknown']} held-out): AUROC of "
+                "the head's top probability",
+                lambda m: f"{m['open_set']['head_probability']:.3f}",
+            )
+        )
+        for key, what in (("nearest_demo", "demo set"), ("nearest_train", "training set")):
+            lines.append(
+                row(
+                    f"... of the nearest labelled neighbour's similarity, {what} indexed",
+                    lambda m, key=key: f"{m['open_set'][key]:.3f}",
+                )
+            )
+    lines.append(
+        row(
+            "shapes indexed: demo set / training set",
+            lambda m: "{demo} / {train}".format(**m["index"]),
+        )
+    )
     return "\n".join(lines)
 
 
-def open_set_table(open_set: dict, index: dict) -> str:
-    o = open_set
+def furniture_table(category: dict) -> str:
+    per_class = category["per_class"]
     return "\n".join(
         [
-            f"| open set: {o['known']} known-class test shapes against {o['unknown']} of "
-            f"held-out families ({', '.join(o['families'])}) | AUROC |",
-            "|---|---:|",
-            f"| head's top probability | {o['head_probability']:.3f} |",
-            f"| nearest labelled neighbour's similarity, demo set ({index['demo']}) | "
-            f"{o['nearest_demo']:.3f} |",
-            f"| nearest labelled neighbour's similarity, training set ({index['train']}) | "
-            f"{o['nearest_train']:.3f} |",
+            "| class | " + " | ".join(per_class) + " |",
+            "|---|" + "---:|" * len(per_class),
+            "| real meshes | " + " | ".join(str(v) for v in per_class.values()) + " |",
+            "| head right | "
+            + " | ".join(str(category["head_right_per_class"][k]) for k in per_class)
+            + " |",
         ]
     )
 
@@ -450,36 +490,54 @@ def _per_class(files: list[tuple[Path, str]], count: int) -> list[tuple[Path, st
     return kept
 
 
+def _fail(message: object) -> None:
+    print(f"bench: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=REPO / "weights/gmvit-mini-synth10.pt")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        nargs="+",
+        default=[REPO / "weights/gmvit-mini-synth10.pt"],
+        help="one or more checkpoints, measured side by side on the same copies",
+    )
     parser.add_argument("--quick", action="store_true", help="subsets: a few minutes")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--real", type=int, help="real meshes in the instance gallery (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="perturbations and subsets")
     parser.add_argument("--data", type=Path, default=corpus.DEFAULT_DATA, help="bench data")
     parser.add_argument("--json", type=Path, default=None, help="where to write the results")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.real is not None:
+        sizes = replace(sizes, real=args.real or None)
     started = time.monotonic()
     os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
     try:
         corpus_dir, manifest = corpus.load(args.data)
-        checkpoint = gmvit.load_checkpoint(args.weights)
+        checkpoints = {}
+        for path in args.weights:
+            checkpoint = gmvit.load_checkpoint(path)
+            checkpoints[checkpoint.model_id] = (path, checkpoint)
     except (corpus.MissingDataError, gmvit.GMViTError, OSError) as error:
-        print(f"bench: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    classes = list(checkpoint.class_names)
+        _fail(error)
+    if len(checkpoints) < len(args.weights):
+        _fail("the same model was given twice")
+    models = list(checkpoints)
+    # The synthetic gallery and the known classes come from the first model's classes.
+    classes = list(checkpoints[models[0]][1].class_names)
     try:
         synth_test = labelled_files(synth_folder(args.data, classes, "test", SYNTH_TEST_PER_CLASS))
     except ValueError as error:  # a class the synthetic set has no family for
-        print(f"bench: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _fail(error)
     real = [corpus_dir / m["file"] for m in manifest["meshes"]]
     furniture = corpus.furniture_files(corpus_dir, manifest)
     results: dict = {
-        "weights": str(args.weights),
-        "model_id": checkpoint.model_id,
+        "weights": {name: str(path) for name, (path, _) in checkpoints.items()},
         "quick": args.quick,
         "seed": args.seed,
         "sizes": asdict(sizes),
@@ -491,46 +549,52 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     if "instance" in args.parts:
         # One torch thread: the machine's other core renders, and more threads only fight.
-        embedder = gmvit.Embedder(checkpoint, threads=1)
+        embedders = {name: gmvit.Embedder(c, threads=1) for name, (_, c) in checkpoints.items()}
         galleries = {
             "synthetic test": [p for p, _ in _per_class(synth_test, sizes.synth_per_class)],
             "real": _sample(real, sizes.real, args.seed),
         }
         results["instance"] = {
-            name: instance_retrieval(files, embedder, args.seed, name)
+            name: instance_retrieval(files, embedders, args.seed, name)
             for name, files in galleries.items()
         }
     if "category" in args.parts or "open-set" in args.parts:
-        known = _per_class(synth_test, sizes.open_per_class)
-        unknown = labelled_files(held_out_folder(args.data, sizes.open_per_class))
-        train_folder = synth_folder(args.data, classes, "train", sizes.index_per_class)
-        results.update(
-            through_server(
-                args.weights,
+        results["models"] = {}
+        for name, (path, checkpoint) in checkpoints.items():
+            own = list(checkpoint.class_names)
+            own_test = (
+                synth_test
+                if own == classes
+                else labelled_files(synth_folder(args.data, own, "test", SYNTH_TEST_PER_CLASS))
+            )
+            results["models"][name] = through_server(
+                path,
                 args.data,
                 corpus_dir,
                 furniture,
-                known,
-                unknown,
-                train_folder,
-                classes,
+                _per_class(own_test, sizes.open_per_class),
+                labelled_files(held_out_folder(args.data, sizes.open_per_class)),
+                synth_folder(args.data, own, "train", sizes.index_per_class),
+                own,
                 args.parts,
             )
-        )
     results["wall_s"] = round(time.monotonic() - started, 1)
 
-    command = "python -m bench.descriptor " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.descriptor " + " ".join(sys.argv[1:] if argv is None else argv)
     print(
-        f"{checkpoint.model_id} ({args.weights}), {'quick' if args.quick else 'full'} run, "
-        f"seed {args.seed}, {results['wall_s']:.0f} s: `{command.strip()}`\n"
+        f"{', '.join(models)}; {'quick' if args.quick else 'full'} run, seed {args.seed}, "
+        f"{results['wall_s']:.0f} s: `{command.strip()}`\n"
     )
     if "instance" in results:
-        print(instance_table(results["instance"]) + "\n")
-    if "category" in results:
-        print(category_table(results["category"], results["index"]) + "\n")
-    if "open_set" in results:
-        print(open_set_table(results["open_set"], results["index"]) + "\n")
-    out = args.json or REPO / "var" / "bench" / f"descriptor-{checkpoint.model_id}.json"
+        print(instance_table(results["instance"], models) + "\n")
+    if "models" in results:
+        print(server_table(results["models"]) + "\n")
+        first = results["models"][models[0]]
+        if "category" in first:
+            print(
+                f"{models[0]}, real furniture per class:\n\n{furniture_table(first['category'])}\n"
+            )
+    out = args.json or REPO / "var" / "bench" / f"descriptor-{'-'.join(models)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"written: {out}")
