@@ -37,7 +37,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -78,38 +78,43 @@ SYNTH_TEST_PER_CLASS = 30  # the shipped weights' test split
 # ------------------------------------------------------------------ data
 
 
-def synth_folder(data_dir: Path, classes: Sequence[str], split: str, per_class: int) -> Path:
-    """`<data>/synth/<classes>/<split>-<n>/<class>/<split>/*.off`: the first `per_class`
-    shapes of each class of seed 0's split (the shipped weights' data), written once."""
-    key = hashlib.sha1(",".join(classes).encode()).hexdigest()[:8]
-    folder = data_dir / "synth" / f"seed0-{key}" / f"{split}-{per_class}"
+def _written_once(folder: Path, write: Callable[[Path], object]) -> Path:
+    """`folder`, filled by `write(staging)` and renamed into place the first time: a run
+    killed half-way leaves no half folder behind."""
     if not folder.is_dir():
         staging = folder.with_name(f".{folder.name}-staging")
         shutil.rmtree(staging, ignore_errors=True)
-        counts = (
-            {"train": per_class, "test": 0} if split == "train" else {"train": 0, "test": per_class}
-        )
-        synth.generate(
-            staging,
-            seed=0,
-            train_per_class=counts["train"],
-            test_per_class=counts["test"],
-            classes=tuple(classes),
-            progress=False,
-        )
+        write(staging)
         staging.rename(folder)
     return folder
+
+
+def _key(names: Sequence[str]) -> str:
+    return hashlib.sha1(",".join(names).encode()).hexdigest()[:8]
+
+
+def synth_folder(data_dir: Path, classes: Sequence[str], split: str, per_class: int) -> Path:
+    """`<data>/synth/seed0-<classes>/<split>-<n>/<class>/<split>/*.off`: the first
+    `per_class` shapes of each class of seed 0's split (the shipped weights' data)."""
+    train = per_class if split == "train" else 0
+    return _written_once(
+        data_dir / "synth" / f"seed0-{_key(classes)}" / f"{split}-{per_class}",
+        lambda staging: synth.generate(
+            staging,
+            seed=0,
+            train_per_class=train,
+            test_per_class=per_class - train,
+            classes=tuple(classes),
+            progress=False,
+        ),
+    )
 
 
 def held_out_folder(data_dir: Path, per_family: int) -> Path:
-    key = hashlib.sha1(",".join(held_out.families()).encode()).hexdigest()[:8]
-    folder = data_dir / "synth" / f"held-out-{key}" / f"test-{per_family}"
-    if not folder.is_dir():
-        staging = folder.with_name(f".{folder.name}-staging")
-        shutil.rmtree(staging, ignore_errors=True)
-        held_out.generate(staging, per_family)
-        staging.rename(folder)
-    return folder
+    return _written_once(
+        data_dir / "synth" / f"held-out-{_key(held_out.families())}" / f"test-{per_family}",
+        lambda staging: held_out.generate(staging, per_family),
+    )
 
 
 def labelled_files(folder: Path) -> list[tuple[Path, str]]:
@@ -118,6 +123,15 @@ def labelled_files(folder: Path) -> list[tuple[Path, str]]:
 
 
 # ------------------------------------------------------------------ instance retrieval
+
+
+def _normalised(mesh: trimesh.Trimesh | None) -> trimesh.Trimesh | None:
+    if mesh is None:
+        return None
+    try:
+        return renderer.normalize(mesh)
+    except renderer.MeshError:  # a copy with no extent left
+        return None
 
 
 def describe_copies(
@@ -130,11 +144,8 @@ def describe_copies(
     vectors: list[dict[str, np.ndarray] | None] = []
     views: dict[tuple[str, int], list[np.ndarray]] = {look: [] for look in looks}
     for mesh in copies:
-        try:
-            if mesh is None:
-                raise ValueError("no copy")
-            normal = renderer.normalize(mesh)
-        except ValueError:  # renderer.MeshError is one
+        normal = _normalised(mesh)
+        if normal is None:
             vectors.append(None)
             continue
         for rig, size in looks:

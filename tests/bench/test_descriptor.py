@@ -40,3 +40,14 @@ def test_instance_retrieval_finds_subdivided_copies_of_distinct_shapes(tmp_path)
     for row in result["perturbations"].values():
         for method in ("mini", *descriptor.BASELINES):
             assert 0.0 <= row[method]["top1"] <= row[method]["top5"] == 1.0
+
+
+def test_the_synthetic_gallery_is_seed_0s_test_split_and_the_index_its_training_split(tmp_path):
+    test = descriptor.labelled_files(descriptor.synth_folder(tmp_path, ["chair"], "test", 2))
+    train = descriptor.labelled_files(descriptor.synth_folder(tmp_path, ["chair"], "train", 2))
+    assert [label for _, label in test + train] == ["chair"] * 4
+    for files, split in ((test, "test"), (train, "train")):
+        for index, (path, _) in enumerate(files):
+            expected = synth.make_shape("chair", synth.shape_rng(0, "chair", split, index))
+            mesh = trimesh.load(path, process=False)
+            assert np.allclose(mesh.vertices, expected.vertices, atol=1e-5)
