@@ -326,10 +326,11 @@ def _describe_all(
 
 
 def _finish(store: JobStore, job_id: str, settings: Settings, root: Path, cleanup: bool, **fields):
-    store.update(job_id, finished_at=time.time(), **fields)
+    # Files first: a job reads as ended only once nothing of it is left on disk.
     shutil.rmtree(job_folder(settings, job_id), ignore_errors=True)
     if cleanup:
         shutil.rmtree(root, ignore_errors=True)
+    store.update(job_id, finished_at=time.time(), **fields)
 
 
 class _Piece:

@@ -1,1 +1,2 @@
-"""Benchmarks: each prints ratios measured in one run (`python -m bench.NAME`)."""
+"""Benchmarks (`python -m bench.NAME`): speed as ratios measured in one run, and the
+descriptor's quality (`bench.descriptor`) on synthetic and real meshes."""

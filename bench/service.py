@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,58 +26,10 @@ import httpx
 import numpy as np
 
 from bench import index as index_bench
+from bench.server import serving
 
-REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 4, 16)
 STAGES = ("read", "queue", "render", "embed", "search", "preview")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_server(data_dir: Path, workers: int, port: int) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GMVIT_")}
-    env.update(
-        PYOPENGL_PLATFORM=os.environ.get("PYOPENGL_PLATFORM", "osmesa"),
-        GMVIT_DATA_DIR=str(data_dir),
-        GMVIT_WORKERS=str(workers),
-        GMVIT_QUEUE="32",
-        GMVIT_DEMO="true",
-    )
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait_for_demo(url: str, timeout_s: float = 600.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            jobs = httpx.get(f"{url}/jobs", timeout=5).json()["jobs"]
-            if jobs and jobs[0]["state"] == "succeeded":
-                return httpx.get(f"{url}/readyz", timeout=5).json()
-            if jobs and jobs[0]["state"] in ("failed", "cancelled"):
-                raise RuntimeError(f"the demo job {jobs[0]['state']}: {jobs[0]['error']}")
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("the server did not index its demo set in time")
 
 
 def _queries(data_dir: Path) -> list[tuple[str, bytes]]:
@@ -160,22 +109,18 @@ def main(argv: Sequence[str] | None = None) -> str:
 
     with tempfile.TemporaryDirectory(prefix="gmvit-bench-") as tmp:
         data_dir = Path(tmp) / "var"
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = _start_server(data_dir, args.workers, port)
-        try:
-            ready = _wait_for_demo(url)
+        # A waiting room large enough that no request is refused: 16 clients queue, not 503.
+        with serving(data_dir, workers=args.workers, queue=32, demo="true") as server:
+            server.wait_for_job()
+            ready = httpx.get(f"{server.url}/readyz", timeout=5).json()
             queries = _queries(data_dir)
             # One untimed round: the renderer's parser processes and GL contexts start.
-            _run_level(url, "/classify", args.workers, args.workers * 2, queries)
+            _run_level(server.url, "/classify", args.workers, args.workers * 2, queries)
             rows = [
-                _run_level(url, route, clients, max(args.requests, 2 * clients), queries)
+                _run_level(server.url, route, clients, max(args.requests, 2 * clients), queries)
                 for route in ("/classify", "/search")
                 for clients in CONCURRENCY
             ]
-        finally:
-            server.terminate()
-            server.wait(30)
 
     table = markdown(rows)
     print(
