@@ -1,10 +1,16 @@
 """Training GMViT: the teacher in the paper's two stages, and the loop students share.
 
 Stage 1 trains the teacher's CNN alone as a single-view classifier (random horizontal
-flip); stage 2 trains the whole network on all views of a shape (each shape mirrored with
-its views reordered to match their cameras, and shifted a little). Both use the spec's
-recipe by default: SGD momentum 0.9, weight decay 1e-4, lr 0.01 with cosine annealing
-(T_max 50, floor 0.001), batch 32, 100 epochs.
+flip); stage 2 trains the whole network on all views of a shape (each shape turned about +Z
+by one of the rig's symmetric angles and mirrored, its views reordered to match their
+cameras, and shifted a little). Both use the spec's recipe by default: SGD momentum 0.9,
+weight decay 1e-4, lr 0.01 with cosine annealing (T_max 50, floor 0.001), batch 32, 100
+epochs.
+
+Beyond the paper, switchable and off by default: the view store's perturbed copies of each
+training shape (`gmvit dataset render --augment`; `Recipe.copies` takes fewer), and an
+instance-contrastive term on f_global (`Recipe.contrastive`) that keeps shapes apart, not
+only classes: batches then hold two renders of each of their shapes, the positives.
 
 Every epoch writes `<stage>-last.pt` (weights, optimiser, scheduler, random states) so
 `resume=True` continues an interrupted run where it stopped, and the model with the best
