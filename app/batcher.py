@@ -35,6 +35,7 @@ class BatchingEmbedder:
         self.max_wait_s = max_wait_ms / 1000.0
         self.model_id = embedder.model_id
         self.class_names = embedder.class_names
+        self.open_set = embedder.open_set
         self.rig = embedder.rig
         self.image_size = embedder.image_size
         self.num_views = embedder.num_views

@@ -4,7 +4,7 @@ built from the service's domain objects with `.of(...)`."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from annotated_types import Interval
 from pydantic import BaseModel, Field, StringConstraints
@@ -113,7 +113,15 @@ class NeighborVote(BaseModel):
 
 
 class ClassifyOut(BaseModel):
-    label: str = Field(description="the network head's top class")
+    label: str | None = Field(
+        description='the class; null means "I don\'t know": the head is unsure and no '
+        "labelled shape is near (thresholds from the model's calibration on held-out families)"
+    )
+    label_source: Literal["head", "neighbours", "unknown"] = Field(
+        description="who gave the label: the network head (sure enough), the nearest labelled "
+        "shapes (the head unsure, a labelled shape near), or unknown (no label)"
+    )
+    reason: str = Field(description="why this label (or none), in one sentence")
     probabilities: list[ClassProbability] = Field(description="the head's top 5 classes")
     neighbors: NeighborVote
     model_id: str

@@ -36,6 +36,7 @@ from app.jobs import (
 from app.jobs import state as job_state
 from app.pool import Admission, RenderPool
 from app.settings import Settings
+from gmvit.openset import Decision, decide
 from index import SearchHit, ShapeIndex, ShapeRecord
 
 log = logging.getLogger("gmvit.app")
@@ -57,6 +58,7 @@ class NeighborVote:
 
 @dataclass(frozen=True)
 class Classification:
+    decision: Decision  # the label, or None for "I don't know", and why
     probabilities: list[tuple[str, float]]  # the head's top classes, best first
     vote: NeighborVote
     views_png: bytes
@@ -174,7 +176,8 @@ class ShapeService:
         timings: dict[str, float],
         admission: Admission,
     ) -> Classification:
-        """The head's top classes and a vote of the k nearest labelled shapes."""
+        """The head's top classes, a vote of the k nearest labelled shapes, and the open-set
+        decision from both (`gmvit.openset.decide`, with the model's thresholds)."""
         described, views_png = await self.describe(
             data, filename, timings, admission, preview_px=PREVIEW_PX
         )
@@ -184,7 +187,14 @@ class ShapeService:
         probabilities = [
             (self.embedder.class_names[i], float(described.probabilities[i])) for i in order
         ]
-        return Classification(probabilities, vote, views_png, timings)
+        decision = decide(
+            described.probabilities,
+            self.embedder.class_names,
+            self.embedder.open_set,
+            neighbour_similarity=float(vote.hits[0].score) if vote.hits else None,
+            neighbour_label=vote.label,
+        )
+        return Classification(decision, probabilities, vote, views_png, timings)
 
     def neighbor_vote(self, vector: np.ndarray, k: int) -> NeighborVote:
         """The k nearest labelled shapes and the label most of them carry (ties: higher

@@ -1,9 +1,14 @@
 """Our checkpoint format: one file with weights, config, class names and the model id.
 
 The file is a `torch.save`d dict of plain types and tensors, so it loads with
-`weights_only=True` (no pickled code runs). The model id is `<variant>-<12 hex digits>`, a
-SHA-256 over the config and every tensor of the state_dict: two files have the same id only
-if they compute the same thing, and the index refuses vectors made under another id.
+`weights_only=True` (no pickled code runs). The model id is
+`<variant>-d<descriptor version>-<12 hex digits>`, the hex digits a SHA-256 over the config
+and every tensor of the state_dict: two files have the same id only if they compute the same
+descriptor, and the index refuses vectors made under another id.
+
+Files of format version 1 (ids `<variant>-<12 hex>`, written before the descriptor was
+versioned) still load: their hash is checked as written, and they get the id of what this
+code computes from them, under the current descriptor version.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +23,12 @@ import torch
 from torch import Tensor
 
 from gmvit.errors import GMViTError
-from gmvit.model import GMViT, GMViTConfig
+from gmvit.model import DESCRIPTOR_VERSION, GMViT, GMViTConfig
+from renderer.files import write_atomic
 
 FORMAT = "gmvit-checkpoint"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -34,14 +40,19 @@ class Checkpoint:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def model_id(config: GMViTConfig, state_dict: dict[str, Tensor]) -> str:
-    """`<variant>-<sha256[:12]>` of the config and the weights (names, dtypes, shapes, bytes)."""
-    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+def content_hash(config: dict[str, Any], state_dict: dict[str, Tensor]) -> str:
+    """sha256[:12] of a config (as a dict) and the weights (names, dtypes, shapes, bytes)."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name in sorted(state_dict):
         tensor = state_dict[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return f"{config.variant}-{digest.hexdigest()[:12]}"
+    return digest.hexdigest()[:12]
+
+
+def model_id(config: GMViTConfig, state_dict: dict[str, Tensor]) -> str:
+    """`<variant>-d<DESCRIPTOR_VERSION>-<content hash>`: what this code computes from them."""
+    return f"{config.variant}-d{DESCRIPTOR_VERSION}-{content_hash(config.to_dict(), state_dict)}"
 
 
 def save_checkpoint(
@@ -53,7 +64,8 @@ def save_checkpoint(
     """Write `model` to `path` atomically and return its model id.
 
     `meta` (training recipe, scores, source) must hold only plain values: str, numbers,
-    bools, None, lists and dicts of them.
+    bools, None, lists and dicts of them. It is not part of the model id; the descriptor
+    version the file was written under is added to it (`descriptor_version`).
     """
     config = model.config
     class_names = [str(name) for name in class_names]
@@ -63,7 +75,7 @@ def save_checkpoint(
         )
     try:
         # Plain JSON values only: the file must load with `weights_only=True`.
-        meta = json.loads(json.dumps(dict(meta or {})))
+        meta = json.loads(json.dumps(dict(meta or {}) | {"descriptor_version": DESCRIPTOR_VERSION}))
     except (TypeError, ValueError) as exc:
         raise GMViTError(f"checkpoint meta must hold plain JSON values: {exc}") from None
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -77,20 +89,7 @@ def save_checkpoint(
         "meta": meta,
         "state_dict": state,
     }
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ckpt-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda out: torch.save(payload, out))
     return identity
 
 
@@ -114,16 +113,18 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             f"{path} is not a gmvit checkpoint (a published GMViT state_dict must first be "
             "converted with `gmvit convert`)"
         )
-    if payload.get("version") != VERSION:
+    if payload.get("version") not in READABLE_VERSIONS:
         raise GMViTError(f"{path}: unsupported checkpoint version {payload.get('version')!r}")
     config = GMViTConfig.from_dict(payload["config"])
     state = payload["state_dict"]
-    identity = model_id(config, state)
-    if identity != payload["model_id"]:
+    # The hash as the file was written (its config as stored), whatever its version.
+    written = str(payload["model_id"]).rsplit("-", 1)[-1]
+    actual = content_hash(payload["config"], state)
+    if actual != written:
         raise GMViTError(
-            f"{path} is damaged: its weights hash to {identity}, the file says "
-            f"{payload['model_id']}"
+            f"{path} is damaged: its weights hash to {actual}, the file says {payload['model_id']}"
         )
+    identity = model_id(config, state)
     model = GMViT(config)
     try:
         model.load_state_dict(state, strict=True)

@@ -5,7 +5,8 @@
            + 0.3 * CrossEntropy(student, label)
 
 `no_kd=True` trains the same student on the labels alone (plain cross-entropy), the
-ablation the paper's claim is measured against.
+ablation the paper's claim is measured against. A recipe with a contrastive weight adds the
+student's own instance-contrastive term on f_global to either (`gmvit.train`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gmvit.checkpoint import load_checkpoint
-from gmvit.data.datasets import augment_shapes, to_input
+from gmvit.data.datasets import augment_shapes
 from gmvit.errors import GMViTError
 from gmvit.model import GMViTOutput
-from gmvit.train import Recipe, Runtime, TrainData, runtime, train_student
+from gmvit.preprocess import to_input
+from gmvit.train import (
+    Recipe,
+    Runtime,
+    TrainData,
+    instance_contrastive_loss,
+    runtime,
+    train_student,
+    unpack,
+)
 
 FEATURES = ("f_cnn", "f_vit1", "att", "f_vit2", "f_global")
 TEMPERATURE = 5.0
@@ -47,11 +57,11 @@ def distillation_loss(
     return total, {name: float(value.detach()) for name, value in parts.items()}
 
 
-def _distill_step(teacher: nn.Module, augment: bool) -> Callable:
-    def factory(model, data: TrainData, image_size: int, rt: Runtime) -> Callable:
-        def step(module: nn.Module, batch: tuple[Tensor, Tensor], generator: torch.Generator):
-            views, labels = batch
-            x = to_input(views, image_size)
+def _distill_step(teacher: nn.Module, augment: bool, recipe: Recipe) -> Callable:
+    def factory(model, data: TrainData, rt: Runtime) -> Callable:
+        def step(module: nn.Module, batch: tuple[Tensor, ...], generator: torch.Generator):
+            views, labels, shapes = unpack(batch)
+            x = to_input(views, model.config)
             if augment:
                 x = augment_shapes(x, data.split.rig, generator)
             x, labels = x.to(rt.device), labels.to(rt.device)
@@ -59,6 +69,12 @@ def _distill_step(teacher: nn.Module, augment: bool) -> Callable:
                 target = teacher(x)
             out = module(x)
             loss, _ = distillation_loss(out, target, labels)
+            if recipe.contrastive and shapes is not None:
+                # The student's own instance term, beside what it inherits from the teacher.
+                shapes = shapes.to(rt.device)
+                loss = loss + recipe.contrastive * instance_contrastive_loss(
+                    out.f_global, shapes, recipe.temperature
+                )
             return loss, out.logits, labels
 
         return step
@@ -143,9 +159,10 @@ def distill(
         recipe=recipe,
         val_fraction=val_fraction,
         augment=augment,
-        step_factory=_distill_step(teacher_model, augment),
+        step_factory=_distill_step(teacher_model, augment, recipe),
         extra_meta=meta,
-        student_config={"group_bins": config.group_bins},
+        # The teacher's preprocessing: both see the same input.
+        student_config={"group_bins": config.group_bins, "mean": config.mean, "std": config.std},
         resume=resume,
         rt=rt,
         command=command,

@@ -2,7 +2,8 @@
 
 Where the forward runs is `gmvit.runtime`'s business: torch on the CPU (the default) or a
 CUDA GPU (`device="cuda"`, bf16 autocast unless `precision="fp32"`), or ONNX Runtime for an
-`.onnx` file written by `gmvit export`.
+`.onnx` file written by `gmvit export`. The input is built as in training, by
+`gmvit.preprocess.to_input` with the checkpoint's config (image size, mean, std).
 
 Thread safety: `embed` may be called from several threads at once. Input checks and
 normalisation run in the calling thread; the forward passes of one Embedder are serialised
@@ -21,10 +22,8 @@ import torch
 
 from gmvit.checkpoint import Checkpoint
 from gmvit.errors import GMViTError
+from gmvit.preprocess import to_input
 from gmvit.runtime import TorchRuntime, open_model
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -56,16 +55,16 @@ class Embedder:
             checkpoint, device=device, precision=precision, threads=threads
         )
         config = info.config
+        self.config = config
         # The torch module where the runtime is torch; None for an ONNX graph.
         self.model = self.runtime.model if isinstance(self.runtime, TorchRuntime) else None
         self.model_id = info.model_id
         self.class_names = info.class_names
+        self.open_set = info.open_set
         self.rig = config.rig
         self.image_size = config.image_size
         self.num_views = config.num_views
         self.batch_size = batch_size
-        self._mean = torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
         self._lock = threading.Lock()
 
     def _check(self, views: np.ndarray) -> np.ndarray:
@@ -89,9 +88,7 @@ class Embedder:
         views = self._check(views)
         descriptors, probabilities = [], []
         for start in range(0, views.shape[0], self.batch_size):
-            chunk = torch.from_numpy(views[start : start + self.batch_size])
-            x = chunk.permute(0, 1, 4, 2, 3).float().div_(255.0)
-            x = (x - self._mean) / self._std
+            x = to_input(torch.from_numpy(views[start : start + self.batch_size]), self.config)
             with self._lock:
                 chunk_descriptors, logits = self.runtime.forward(x)
             descriptors.append(chunk_descriptors)

@@ -6,7 +6,11 @@ Scores, all on the test split:
   by cosine similarity of descriptors, relevant = same class; `p_at_10`: precision of the
   10 nearest;
 - `params`: parameter count; `ms_per_shape`: wall time of the Embedder (normalisation and
-  forward, no rendering) per shape, batches of `batch_size` on `threads` CPU threads.
+  forward, no rendering) per shape, batches of `batch_size` on `threads` CPU threads;
+- `open_set` (with held-out families, `held_out=`): the thresholds of `gmvit.openset`
+  calibrated on them, the share of test shapes that keep a label and of held-out shapes
+  refused, and AUROCs. The labelled shapes the decision compares with are the first
+  `gallery_per_class` training shapes of each class (as the ones a user indexes).
 
 The shapes go through the same `gmvit.Embedder` the service uses, so these are the numbers
 the service gets for the same views.
@@ -23,11 +27,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from gmvit.checkpoint import load_checkpoint
-from gmvit.data.datasets import open_split, resize_views
+from gmvit.checkpoint import load_checkpoint, save_checkpoint
+from gmvit.data.datasets import open_split
 from gmvit.embedder import Embedder
 from gmvit.errors import GMViTError
 from gmvit.model import count_parameters
+from gmvit.openset import calibrate
+from gmvit.preprocess import resize_views
 
 
 @dataclass
@@ -48,6 +54,7 @@ class EvalResult:
     batch_size: int
     classes: list[str]
     confusion: list[list[int]]  # rows: true class, columns: predicted class
+    open_set: dict | None = None  # gmvit.openset.Calibration.to_dict() and its set-up
 
 
 def retrieval_scores(
@@ -91,6 +98,9 @@ def evaluate(
     split: str = "test",
     batch_size: int = 16,
     threads: int | None = None,
+    held_out: str | Path | None = None,
+    gallery_per_class: int = 3,
+    known_accept: float = 0.95,
 ) -> EvalResult:
     checkpoint = load_checkpoint(weights)
     config = checkpoint.config
@@ -108,18 +118,21 @@ def evaluate(
     embedder = Embedder(checkpoint, threads=threads, batch_size=batch_size)
     # One untimed batch first: the first forward pays for allocations.
     embedder.embed(_batch(views, range(min(batch_size, len(views))), config.image_size))
-    descriptors, probabilities, seconds = [], [], 0.0
-    for start in range(0, len(views), batch_size):
-        batch = _batch(views, range(start, min(start + batch_size, len(views))), config.image_size)
-        began = time.perf_counter()
-        embedding = embedder.embed(batch)
-        seconds += time.perf_counter() - began
-        descriptors.append(embedding.descriptors)
-        probabilities.append(embedding.probabilities)
-    descriptors_all = np.concatenate(descriptors)
-    predicted = np.concatenate(probabilities).argmax(axis=1)
+    descriptors_all, probabilities, seconds = _embed(embedder, views, range(len(views)))
+    predicted = probabilities.argmax(axis=1)
     oa, macc, confusion = classification_scores(predicted, views.labels, config.num_classes)
     mean_ap, p10 = retrieval_scores(descriptors_all, views.labels)
+    open_set = None
+    if held_out is not None:
+        open_set = _open_set(
+            embedder,
+            data,
+            held_out,
+            descriptors_all,
+            probabilities,
+            gallery_per_class,
+            known_accept,
+        )
     return EvalResult(
         model_id=checkpoint.model_id,
         variant=config.variant,
@@ -137,7 +150,77 @@ def evaluate(
         batch_size=batch_size,
         classes=list(views.classes),
         confusion=confusion.tolist(),
+        open_set=open_set,
     )
+
+
+def _embed(embedder: Embedder, views, indices) -> tuple[np.ndarray, np.ndarray, float]:
+    """(descriptors, probabilities, seconds in the Embedder) of the given shapes of a split."""
+    indices = list(indices)
+    size, step = embedder.image_size, embedder.batch_size
+    descriptors, probabilities, seconds = [], [], 0.0
+    for start in range(0, len(indices), step):
+        batch = _batch(views, indices[start : start + step], size)
+        began = time.perf_counter()
+        embedding = embedder.embed(batch)
+        seconds += time.perf_counter() - began
+        descriptors.append(embedding.descriptors)
+        probabilities.append(embedding.probabilities)
+    return np.concatenate(descriptors), np.concatenate(probabilities), seconds
+
+
+def _open_set(
+    embedder: Embedder,
+    data: str | Path,
+    held_out: str | Path,
+    known_descriptors: np.ndarray,
+    known_probabilities: np.ndarray,
+    gallery_per_class: int,
+    known_accept: float,
+) -> dict:
+    """Calibrate the open-set thresholds: known = the test split, unknown = every shape of
+    the held-out store, labelled gallery = the first shapes of each training class."""
+    if gallery_per_class < 1:
+        raise GMViTError(f"the gallery needs at least one shape a class, not {gallery_per_class}")
+    train = open_split(data, "train")
+    unknown = open_split(held_out, "test")
+    if unknown.rig != train.rig:
+        raise GMViTError(f"{held_out} was rendered with {unknown.rig}, the data with {train.rig}")
+    overlap = sorted(set(unknown.classes) & set(train.classes))
+    if overlap:
+        raise GMViTError(f"held-out families must be none of the training classes: {overlap}")
+    gallery = [
+        int(i)
+        for label in range(len(train.classes))
+        for i in np.flatnonzero((train.labels == label) & (train.copies == 0))[:gallery_per_class]
+    ]
+    gallery_descriptors, _, _ = _embed(embedder, train, gallery)
+    unknown_descriptors, unknown_probabilities, _ = _embed(embedder, unknown, range(len(unknown)))
+    calibration = calibrate(
+        known_probabilities.max(axis=1),
+        (known_descriptors @ gallery_descriptors.T).max(axis=1),
+        unknown_probabilities.max(axis=1),
+        (unknown_descriptors @ gallery_descriptors.T).max(axis=1),
+        known_accept=known_accept,
+    )
+    return calibration.to_dict() | {
+        "held_out": str(held_out),
+        "held_out_families": list(unknown.classes),
+        "held_out_shapes": len(unknown),
+        "gallery_per_class": gallery_per_class,
+        "known_accept_target": known_accept,
+    }
+
+
+def save_thresholds(weights: str | Path, open_set: dict) -> str:
+    """Store calibrated thresholds in the checkpoint's meta (`open_set`); the model id, a
+    hash of config and weights, stays the same."""
+    checkpoint = load_checkpoint(weights)
+    meta = checkpoint.meta | {
+        "open_set": open_set["thresholds"]
+        | {k: v for k, v in open_set.items() if k != "thresholds"}
+    }
+    return save_checkpoint(weights, checkpoint.model, checkpoint.class_names, meta)
 
 
 def _batch(views, indices, image_size: int) -> np.ndarray:

@@ -16,6 +16,7 @@ little) from the fp32 ones and an index must not mix the two.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -31,16 +32,19 @@ from torch import nn
 from gmvit.checkpoint import Checkpoint, load_checkpoint
 from gmvit.errors import GMViTError
 from gmvit.model import GMViT, GMViTConfig
+from gmvit.preprocess import to_input
 from gmvit.runtime import (
     META_CLASSES,
     META_CONFIG,
     META_FORMAT,
     META_MODEL_ID,
+    META_OPEN_SET,
     META_WEIGHTS,
     ONNX_FORMAT,
     ModelInfo,
     OnnxRuntime,
 )
+from renderer.files import write_atomic
 
 INT8_SUFFIX = "-int8"
 # An fp32 export must give torch's descriptors to this (max absolute difference).
@@ -104,8 +108,8 @@ def export_onnx(source: Checkpoint | str | os.PathLike, path: str | os.PathLike)
         except ImportError as exc:  # onnxscript, which the exporter needs
             raise GMViTError(f"exporting needs onnxscript: {exc}") from None
         graph = onnx.load(traced)
-    info = ModelInfo(config, list(checkpoint.class_names), checkpoint.model_id)
-    _write_with_metadata(onnx, graph, path, info, weights="fp32")
+    info = ModelInfo.of(checkpoint)
+    _write_with_metadata(graph, path, info, weights="fp32")
     _check_against_torch(path, model, example)
     return info
 
@@ -154,8 +158,8 @@ def quantize_int8(
             op_types_to_quantize=list(QUANTISED_OPS),
         )
         graph = onnx.load(quantised)
-    int8 = ModelInfo(info.config, info.class_names, info.model_id + INT8_SUFFIX)
-    _write_with_metadata(onnx, graph, path, int8, weights="int8")
+    int8 = dataclasses.replace(info, model_id=info.model_id + INT8_SUFFIX)
+    _write_with_metadata(graph, path, int8, weights="int8")
     return int8
 
 
@@ -174,7 +178,7 @@ def _quiet_exporter() -> Iterator[None]:
         registration.setLevel(level)
 
 
-def _write_with_metadata(onnx, graph, path: str | os.PathLike, info: ModelInfo, weights: str):
+def _write_with_metadata(graph, path: str | os.PathLike, info: ModelInfo, weights: str):
     meta = {
         META_FORMAT: ONNX_FORMAT,
         META_CONFIG: json.dumps(info.config.to_dict(), sort_keys=True),
@@ -182,20 +186,12 @@ def _write_with_metadata(onnx, graph, path: str | os.PathLike, info: ModelInfo, 
         META_MODEL_ID: info.model_id,
         META_WEIGHTS: weights,
     }
+    if info.open_set is not None:
+        meta[META_OPEN_SET] = json.dumps(info.open_set.to_dict())
     del graph.metadata_props[:]
     for key, value in meta.items():
         graph.metadata_props.add(key=key, value=value)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".onnx-", suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save(graph, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, graph.SerializeToString())
 
 
 def _check_against_torch(path: str | os.PathLike, model: GMViT, example: torch.Tensor) -> None:
@@ -213,7 +209,6 @@ def _check_against_torch(path: str | os.PathLike, model: GMViT, example: torch.T
 def synthetic_calibration(config: GMViTConfig, shapes_per_class: int = 3, seed: int = 0):
     """Network inputs (N, V, 3, H, W) for `quantize_int8`: shapes of the synthetic set
     (`gmvit.data.synth`, no download) rendered with the model's rig and size."""
-    from gmvit.data.datasets import to_input
     from gmvit.data.synth import CLASSES, make_shape, shape_rng
     from renderer import normalize, render_views
 
@@ -226,4 +221,4 @@ def synthetic_calibration(config: GMViTConfig, shapes_per_class: int = 3, seed: 
         for name in CLASSES
         for index in range(shapes_per_class)
     ]
-    return to_input(torch.from_numpy(np.stack(views)), config.image_size).numpy()
+    return to_input(torch.from_numpy(np.stack(views)), config).numpy()

@@ -20,10 +20,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gmvit.errors import GMViTError
+from gmvit.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from gmvit.resnet import resnet, resnet_trunk
 from renderer.rigs import RIG_FOR_VIEWS, get_rig
 
 VARIANTS = ("teacher", "simple", "mini")
+# What `GMViTOutput.descriptor` means, as part of every model id: vectors of two definitions
+# never share an index, even under the same weights.
+#   1: F.normalize(relu(f_global)), a head whose in-place ReLU rewrote f_global (a bug)
+#   2: F.normalize(f_global), f_global before any ReLU, as the published code returns it
+DESCRIPTOR_VERSION = 2
 TEACHER_CNNS = ("resnet18", "resnet34")
 WIDTH = 512
 NUM_HEADS = 8
@@ -41,6 +47,9 @@ class GMViTConfig:
     image_size: int = 224  # what the model was trained on; the Embedder expects this size
     rig: str | None = None  # defaults to RIG_FOR_VIEWS[num_views]
     drop_path: float = 0.1
+    # Input normalisation per RGB channel (gmvit.preprocess.to_input).
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -65,6 +74,15 @@ class GMViTConfig:
                 raise GMViTError(f"{name} must be a positive integer, not {value!r}")
         if not 0.0 <= self.drop_path < 1.0:
             raise GMViTError(f"drop_path must be in [0, 1), not {self.drop_path!r}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            try:
+                channels = tuple(float(c) for c in value)
+            except (TypeError, ValueError):
+                channels = ()
+            if len(channels) != 3 or (name == "std" and min(channels) <= 0):
+                raise GMViTError(f"{name} must be three numbers (RGB), std above 0: {value!r}")
+            object.__setattr__(self, name, channels)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -261,14 +279,16 @@ class StudentCNN(nn.Module):
 
 
 def _head(in_features: int, num_classes: int) -> nn.Sequential:
+    # Not in place: the output of the first Linear + BatchNorm is f_global, the descriptor,
+    # and must keep its negative entries (an in-place ReLU would rewrite it under the caller).
     return nn.Sequential(
         nn.Linear(in_features, 512),
         nn.BatchNorm1d(512),
-        nn.ReLU(inplace=True),
+        nn.ReLU(),
         nn.Dropout(0.5),
         nn.Linear(512, 256),
         nn.BatchNorm1d(256),
-        nn.ReLU(inplace=True),
+        nn.ReLU(),
         nn.Dropout(0.5),
         nn.Linear(256, num_classes),
     )
@@ -350,8 +370,10 @@ class GMViT(nn.Module):
         return self.norm(self.blocks_1(x, pos))[:, 1:]
 
     def view_scores(self, f_vit1: Tensor) -> Tensor:
-        """(B, V, 512) -> att (B, V)."""
-        return torch.sigmoid(self.attention(f_vit1)).squeeze(-1)
+        """(B, V, 512) -> att (B, V), in float32 whatever the autocast: in bfloat16 a
+        sigmoid above about 0.998 rounds to 1.0, and a score of 1.0 puts its view in no
+        group (all of a shape's views, and its f_vit2 is zero)."""
+        return torch.sigmoid(self.attention(f_vit1).float()).squeeze(-1)
 
     def group_features(self, groups: ViewGroups) -> tuple[Tensor, Tensor]:
         """Grouped views -> (cls_2 output (B, 512), f_vit2 (B, 512)); not for mini."""

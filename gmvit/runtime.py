@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from gmvit.checkpoint import Checkpoint, load_checkpoint
 from gmvit.errors import GMViTError
 from gmvit.model import GMViT, GMViTConfig
+from gmvit.openset import OpenSetThresholds
 
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -36,12 +37,13 @@ BF16_MIN_COSINE = 0.98
 BF16_MEAN_COSINE = 0.995
 ONNX_SUFFIX = ".onnx"
 # Keys of the ONNX metadata_props that `gmvit.export` writes.
-META_FORMAT, META_CONFIG, META_CLASSES, META_MODEL_ID, META_WEIGHTS = (
+META_FORMAT, META_CONFIG, META_CLASSES, META_MODEL_ID, META_WEIGHTS, META_OPEN_SET = (
     "gmvit.format",
     "gmvit.config",
     "gmvit.class_names",
     "gmvit.model_id",
     "gmvit.weights",
+    "gmvit.open_set",
 )
 ONNX_FORMAT = "gmvit-onnx-1"
 
@@ -51,6 +53,16 @@ class ModelInfo:
     config: GMViTConfig
     class_names: list[str]
     model_id: str
+    open_set: OpenSetThresholds | None = None  # calibrated by `gmvit eval --held-out`
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint) -> ModelInfo:
+        return cls(
+            checkpoint.config,
+            list(checkpoint.class_names),
+            checkpoint.model_id,
+            OpenSetThresholds.from_meta(checkpoint.meta),
+        )
 
 
 class Runtime(Protocol):
@@ -83,7 +95,7 @@ def open_model(
         runtime = OnnxRuntime(source, threads=threads)
         return runtime, runtime.info
     checkpoint = source if isinstance(source, Checkpoint) else load_checkpoint(source)
-    info = ModelInfo(checkpoint.config, list(checkpoint.class_names), checkpoint.model_id)
+    info = ModelInfo.of(checkpoint)
     return TorchRuntime(checkpoint.model, device=device, precision=precision), info
 
 
@@ -160,8 +172,11 @@ def _model_info(path: Path, meta: dict[str, str]) -> ModelInfo:
         config = GMViTConfig.from_dict(json.loads(meta[META_CONFIG]))
         class_names = [str(name) for name in json.loads(meta[META_CLASSES])]
         model_id = meta[META_MODEL_ID]
+        open_set = OpenSetThresholds.from_meta(
+            {"open_set": json.loads(meta.get(META_OPEN_SET, "null"))}
+        )
     except (KeyError, ValueError, TypeError) as exc:
         raise GMViTError(f"{path} has unreadable gmvit metadata: {exc}") from None
     if len(class_names) != config.num_classes:
         raise GMViTError(f"{path}: {len(class_names)} class names for {config.num_classes}")
-    return ModelInfo(config, class_names, model_id)
+    return ModelInfo(config, class_names, model_id, open_set)

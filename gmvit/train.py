@@ -1,10 +1,16 @@
 """Training GMViT: the teacher in the paper's two stages, and the loop students share.
 
 Stage 1 trains the teacher's CNN alone as a single-view classifier (random horizontal
-flip); stage 2 trains the whole network on all views of a shape (each shape mirrored with
-its views reordered to match their cameras, and shifted a little). Both use the spec's
-recipe by default: SGD momentum 0.9, weight decay 1e-4, lr 0.01 with cosine annealing
-(T_max 50, floor 0.001), batch 32, 100 epochs.
+flip); stage 2 trains the whole network on all views of a shape (each shape turned about +Z
+by one of the rig's symmetric angles and mirrored, its views reordered to match their
+cameras, and shifted a little). Both use the spec's recipe by default: SGD momentum 0.9,
+weight decay 1e-4, lr 0.01 with cosine annealing (T_max 50, floor 0.001), batch 32, 100
+epochs.
+
+Beyond the paper, switchable and off by default: the view store's perturbed copies of each
+training shape (`gmvit dataset render --augment`; `Recipe.copies` takes fewer), and an
+instance-contrastive term on f_global (`Recipe.contrastive`) that keeps shapes apart, not
+only classes: batches then hold two renders of each of their shapes, the positives.
 
 Every epoch writes `<stage>-last.pt` (weights, optimiser, scheduler, random states) so
 `resume=True` continues an interrupted run where it stopped, and the model with the best
@@ -35,16 +41,18 @@ from tqdm import tqdm
 from gmvit.checkpoint import save_checkpoint
 from gmvit.data.datasets import (
     MultiViewDataset,
+    PairedViewDataset,
     SingleViewDataset,
     ViewSplit,
     augment_shapes,
     augment_views,
     open_split,
     stratified_holdout,
-    to_input,
 )
 from gmvit.errors import GMViTError
-from gmvit.model import GMViT, create_model
+from gmvit.model import GMViT, GMViTConfig, create_model
+from gmvit.preprocess import to_input
+from renderer.files import write_atomic
 
 
 @dataclass
@@ -58,10 +66,21 @@ class Recipe:
     t_max: int | None = None  # cosine period in epochs; None -> min(50, epochs)
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    # Ours, not the paper's: weight of the instance-contrastive term on f_global (0 = off)
+    # and its temperature; with it on, every batch holds two renders of each of its shapes.
+    contrastive: float = 0.0
+    temperature: float = 0.1
+    copies: int | None = None  # augmented copies per shape taken from the store; None: all
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise GMViTError("epochs and batch size must be at least 1")
+        if self.contrastive < 0 or self.temperature <= 0:
+            raise GMViTError("the contrastive weight must be >= 0 and its temperature > 0")
+        if self.copies is not None and self.copies < 0:
+            raise GMViTError("the number of copies must be 0 or more")
+        if self.contrastive and self.batch_size < 4:
+            raise GMViTError("the contrastive term needs a batch of at least 4 renders")
         if self.t_max is None:
             self.t_max = min(50, self.epochs)
 
@@ -75,6 +94,7 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     progress: bool = True
+    bf16: bool = False  # forward under bfloat16 autocast (CUDA, or CPUs that have it)
 
     @property
     def is_main(self) -> bool:
@@ -85,7 +105,9 @@ class Runtime:
         return self.world_size > 1
 
 
-def runtime(device: str = "auto", seed: int = 0, progress: bool = True) -> Runtime:
+def runtime(
+    device: str = "auto", seed: int = 0, progress: bool = True, bf16: bool = False
+) -> Runtime:
     """The runtime of this process; joins the process group when started by torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if device == "auto":
@@ -100,8 +122,8 @@ def runtime(device: str = "auto", seed: int = 0, progress: bool = True) -> Runti
             local = int(os.environ.get("LOCAL_RANK", "0"))
             torch.cuda.set_device(local)
             device = f"cuda:{local}"
-        return Runtime(torch.device(device), seed, rank, world_size, progress and rank == 0)
-    return Runtime(torch.device(device), seed, 0, 1, progress)
+        return Runtime(torch.device(device), seed, rank, world_size, progress and rank == 0, bf16)
+    return Runtime(torch.device(device), seed, 0, 1, progress, bf16)
 
 
 def seed_everything(seed: int) -> None:
@@ -124,14 +146,17 @@ def _cosine(optimizer: torch.optim.Optimizer, recipe: Recipe):
 def _loader(
     dataset: Dataset, batch_size: int, rt: Runtime, *, shuffle: bool, generator: torch.Generator
 ) -> DataLoader:
+    """Batches of `batch_size` renders (of `batch_size // 2` pairs for a paired dataset)."""
+    per_item = getattr(dataset, "renders_per_item", 1)
+    batch_size = max(1, batch_size // per_item)
     if rt.distributed:
         sampler = DistributedSampler(dataset, shuffle=shuffle, seed=rt.seed)
     elif shuffle:
         sampler = RandomSampler(dataset, generator=generator)
     else:
         sampler = None
-    # A last batch of one shape would break BatchNorm in the head: drop it then.
-    drop_last = len(dataset) % (batch_size * rt.world_size) == 1
+    # A last batch of one render would break BatchNorm in the head: drop it then.
+    drop_last = per_item * (len(dataset) % (batch_size * rt.world_size)) == 1
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last)
 
 
@@ -202,6 +227,8 @@ def fit(
     for epoch in range(first_epoch, recipe.epochs + 1):
         if isinstance(loader.sampler, DistributedSampler):
             loader.sampler.set_epoch(epoch)
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
         module.train()
         totals = torch.zeros(3, dtype=torch.float64, device=rt.device)  # loss sum, right, n
         bar = tqdm(
@@ -212,7 +239,8 @@ def fit(
             unit="batch",
         )
         for batch in bar:
-            loss, logits, labels = step(wrapped, batch, aug_gen)
+            with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=rt.bf16):
+                loss, logits, labels = step(wrapped, batch, aug_gen)
             if not torch.isfinite(loss):
                 raise GMViTError(
                     f"{name}: the loss became {loss.item()} at epoch {epoch}; "
@@ -274,9 +302,7 @@ def fit(
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda out: torch.save(obj, out))
 
 
 @torch.no_grad()
@@ -284,27 +310,27 @@ def predict(
     model: nn.Module,
     split: ViewSplit,
     indices: np.ndarray,
-    image_size: int,
     device: torch.device,
     batch_size: int = 32,
 ) -> np.ndarray:
     """Predicted labels of the given shapes (model in eval mode)."""
+    config = _unwrap(model).config
     model.eval()
     predictions = []
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
         views = torch.from_numpy(np.stack([split.load(int(i)) for i in chunk]))
-        out = model(to_input(views, image_size).to(device))
+        out = model(to_input(views, config).to(device))
         predictions.append(out.logits.argmax(1).cpu().numpy())
     return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
 
 
 def accuracy(
-    model: nn.Module, split: ViewSplit, indices: np.ndarray, image_size: int, device: torch.device
+    model: nn.Module, split: ViewSplit, indices: np.ndarray, device: torch.device
 ) -> float:
     if len(indices) == 0:
         return 0.0
-    predicted = predict(model, split, indices, image_size, device)
+    predicted = predict(model, split, indices, device)
     return float((predicted == split.labels[indices]).mean())
 
 
@@ -322,7 +348,8 @@ class SingleViewClassifier(nn.Module):
 
 @dataclass
 class TrainData:
-    """A training split cut into train and validation shapes."""
+    """A training split cut into train and validation shapes: all renders of a shape fall on
+    one side; validation keeps only each shape's render as it is (copy 0)."""
 
     split: ViewSplit
     train_idx: np.ndarray
@@ -335,10 +362,17 @@ class TrainData:
         split = open_split(path, "train", num_views)
         if len(split) == 0:
             raise GMViTError(f"{path} has no usable training shapes")
+        return cls.from_split(split, val_fraction=val_fraction, seed=seed)
+
+    @classmethod
+    def from_split(cls, split: ViewSplit, *, val_fraction: float, seed: int) -> TrainData:
         if not 0.0 <= val_fraction < 1.0:
             raise GMViTError(f"the validation fraction must be in [0, 1), not {val_fraction}")
-        train_idx, val_idx = stratified_holdout(split.labels, val_fraction, seed)
-        return cls(split, train_idx, val_idx)
+        shapes, first = np.unique(split.shape_ids, return_index=True)
+        train_shapes, val_shapes = stratified_holdout(split.labels[first], val_fraction, seed)
+        in_train = np.isin(split.shape_ids, shapes[train_shapes])
+        in_val = np.isin(split.shape_ids, shapes[val_shapes]) & (split.copies == 0)
+        return cls(split, np.flatnonzero(in_train), np.flatnonzero(in_val))
 
     @property
     def val_or_train(self) -> np.ndarray:
@@ -351,22 +385,79 @@ class TrainData:
             "rig": self.split.rig,
             "num_views": self.split.num_views,
             "size": self.split.size,
-            "train_shapes": len(self.train_idx),
+            "train_shapes": len(np.unique(self.split.shape_ids[self.train_idx])),
+            "train_renders": len(self.train_idx),
             "val_shapes": len(self.val_idx),
         }
 
+    def train_rows(self, recipe: Recipe) -> np.ndarray:
+        """The training renders a recipe uses: each shape with at most `recipe.copies` of its
+        perturbed copies."""
+        if recipe.copies is None:
+            return self.train_idx
+        return self.train_idx[self.split.copies[self.train_idx] <= recipe.copies]
 
-def multiview_step(data: TrainData, image_size: int, rt: Runtime, augment: bool) -> Callable:
-    """A training step on (views, labels) batches with cross-entropy on the logits."""
+    def train_set(self, recipe: Recipe, seed: int) -> Dataset:
+        """Every training render once per epoch; in pairs of one shape when the recipe has
+        the contrastive term."""
+        if recipe.contrastive > 0:
+            return PairedViewDataset(self.split, self.train_rows(recipe), seed)
+        return MultiViewDataset(self.split, self.train_rows(recipe))
 
-    def step(module: nn.Module, batch: tuple[Tensor, Tensor], generator: torch.Generator):
+
+def instance_contrastive_loss(features: Tensor, shapes: Tensor, temperature: float) -> Tensor:
+    """Supervised-contrastive (NT-Xent when each render has one partner) loss over a batch:
+    every render should be nearer, by cosine similarity, to the other renders of its own
+    shape than to any render of another shape, whatever their classes. features (N, D),
+    shapes (N,) shape ids; renders without a partner in the batch are left out."""
+    z = F.normalize(features.float(), dim=1)
+    logits = (z @ z.T) / temperature
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    positive = (shapes[:, None] == shapes[None, :]) & ~self_mask
+    anchors = positive.any(dim=1)
+    if not anchors.any():
+        return features.new_zeros(())
+    log_prob = logits.log_softmax(dim=1).masked_fill(~positive, 0.0)
+    per_anchor = -log_prob.sum(dim=1)[anchors] / positive.sum(dim=1)[anchors]
+    return per_anchor.mean()
+
+
+def unpack(batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor | None]:
+    """(views (N, V, H, W, 3), labels (N,), shape ids (N,) or None) of a batch of a
+    `MultiViewDataset` or of a `PairedViewDataset` (its pairs flattened)."""
+    if len(batch) == 2:
         views, labels = batch
-        x = to_input(views, image_size)
+        return views, labels, None
+    views, labels, shapes = batch
+    per_item = views.shape[1]
+    return (
+        views.flatten(0, 1),
+        labels.repeat_interleave(per_item),
+        shapes.repeat_interleave(per_item),
+    )
+
+
+def multiview_step(
+    data: TrainData, config: GMViTConfig, rt: Runtime, augment: bool, recipe: Recipe | None = None
+) -> Callable:
+    """A training step: cross-entropy on the logits (the paper's loss), plus the recipe's
+    instance-contrastive term on f_global when it has one."""
+    weight = recipe.contrastive if recipe else 0.0
+    temperature = recipe.temperature if recipe else 0.1
+
+    def step(module: nn.Module, batch: tuple[Tensor, ...], generator: torch.Generator):
+        views, labels, shapes = unpack(batch)
+        x = to_input(views, config)
         if augment:
             x = augment_shapes(x, data.split.rig, generator)
         labels = labels.to(rt.device)
         out = module(x.to(rt.device))
-        return F.cross_entropy(out.logits, labels), out.logits, labels
+        loss = F.cross_entropy(out.logits, labels)
+        if weight and shapes is not None:
+            shapes = shapes.to(rt.device)
+            loss = loss + weight * instance_contrastive_loss(out.f_global, shapes, temperature)
+        return loss, out.logits, labels
 
     return step
 
@@ -450,10 +541,10 @@ class _Run:
             module=model,
             recipe=recipe,
             rt=self.rt,
-            train_set=MultiViewDataset(self.data.split, self.data.train_idx),
+            train_set=self.data.train_set(recipe, self.rt.seed),
             step=step,
             validate=lambda: accuracy(
-                model, self.data.split, self.data.val_or_train, self.image_size, self.rt.device
+                model, self.data.split, self.data.val_or_train, self.rt.device
             ),
             on_best=save_best,
             resume=resume,
@@ -485,7 +576,7 @@ def train_teacher(
         rt=rt,
         command=command,
     )
-    rt, data, image_size = run.rt, run.data, run.image_size
+    rt, data = run.rt, run.data
     cnn_recipe = cnn_recipe or Recipe(batch_size=64)
     recipe = recipe or Recipe()
     num_classes = len(data.split.classes)
@@ -498,7 +589,7 @@ def train_teacher(
 
     def cnn_step(module: nn.Module, batch: tuple[Tensor, Tensor], generator: torch.Generator):
         views, labels = batch
-        x = augment_views(to_input(views, image_size), generator).to(rt.device)
+        x = augment_views(to_input(views, model.config), generator).to(rt.device)
         labels = labels.to(rt.device)
         logits = module(x)
         return F.cross_entropy(logits, labels), logits, labels
@@ -511,7 +602,7 @@ def train_teacher(
         for start in range(0, len(idx), 16):
             chunk = idx[start : start + 16]
             views = torch.from_numpy(np.stack([data.split.load(int(i)) for i in chunk]))
-            logits = single(to_input(views.flatten(0, 1), image_size).to(rt.device))
+            logits = single(to_input(views.flatten(0, 1), model.config).to(rt.device))
             labels = torch.from_numpy(data.split.labels[chunk]).repeat_interleave(num_views)
             right += int((logits.argmax(1).cpu() == labels).sum())
         return right / (len(idx) * num_views)
@@ -522,7 +613,7 @@ def train_teacher(
         module=single,
         recipe=cnn_recipe,
         rt=rt,
-        train_set=SingleViewDataset(data.split, data.train_idx),
+        train_set=SingleViewDataset(data.split, data.train_rows(cnn_recipe)),
         step=cnn_step,
         validate=cnn_validate,
         on_best=lambda s, e: _atomic_save(single.state_dict(), cnn_best),
@@ -540,7 +631,7 @@ def train_teacher(
             "best_epoch": stage1.best_epoch,
         },
     }
-    step = multiview_step(data, image_size, rt, augment)
+    step = multiview_step(data, model.config, rt, augment, recipe)
     stage2, best = run.fit_views("gmvit", model, recipe, step, meta, resume)
     if rt.is_main:
         _write_history(run.out / "history.json", {"cnn": asdict(stage1), "gmvit": asdict(stage2)})
@@ -556,7 +647,7 @@ def train_student(
     recipe: Recipe | None = None,
     val_fraction: float = 0.1,
     augment: bool = True,
-    step_factory: Callable[[GMViT, TrainData, int, Runtime], Callable] | None = None,
+    step_factory: Callable[[GMViT, TrainData, Runtime], Callable] | None = None,
     extra_meta: dict[str, Any] | None = None,
     student_config: dict[str, Any] | None = None,
     resume: bool = False,
@@ -577,9 +668,9 @@ def train_student(
     recipe = recipe or Recipe(batch_size=16)
     model = run.model(variant, **(student_config or {}))
     if step_factory is None:
-        step = multiview_step(run.data, run.image_size, run.rt, augment)
+        step = multiview_step(run.data, model.config, run.rt, augment, recipe)
     else:
-        step = step_factory(model, run.data, run.image_size, run.rt)
+        step = step_factory(model, run.data, run.rt)
     trained_by = "gmvit distill" if extra_meta else "gmvit train"
     meta = run.meta(trained_by) | {"recipe": asdict(recipe)} | (extra_meta or {})
     result, best = run.fit_views(variant, model, recipe, step, meta, resume)

@@ -40,6 +40,14 @@ def is_side_file(path: Path) -> bool:
     return path.suffix.lower() in SIDE_FILE_EXTENSIONS and path.is_file()
 
 
+def split_classes(root: Path) -> list[str]:
+    """The classes of `<root>/<class>/{train,test}/`: the sorted names of the folders of
+    `root` that hold a split folder."""
+    return sorted(
+        p.name for p in root.iterdir() if p.is_dir() and any((p / s).is_dir() for s in SPLITS)
+    )
+
+
 def place(path: Path, root: Path) -> MeshFile:
     """Where a file under `root` sits in the layout."""
     parents = path.relative_to(root).parts[:-1]

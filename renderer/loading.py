@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import trimesh
+from scipy.spatial import ConvexHull, QhullError
 
 from renderer.bundle import main_file, safe_name
 from renderer.errors import DegenerateMeshError, FileTooLargeError
@@ -80,10 +81,76 @@ def _check_size(size: int, limits: LoadLimits) -> None:
 
 
 def normalize(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """A copy centred on its bounding box's centre and scaled so the farthest vertex is at 1."""
+    """A copy centred and scaled by a rule that a rotation about +Z does not change.
+
+    Centre: in z, the middle of the z range; in x and y, the centre of the smallest circle
+    that encloses the vertices seen from above. Scale: the farthest vertex from that centre
+    lands on the unit sphere. Both follow the mesh when it is turned about the up axis (and
+    mirrored, scaled or moved), so a shape turned by a multiple of 30 degrees renders as a
+    permutation of its circle-12 views. (A bounding box's centre moves when the shape
+    turns, and the scale with it.) For a footprint symmetric in x and y, such as an
+    axis-aligned box, the centre is the bounding box's.
+    """
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    centred = vertices - (vertices.min(axis=0) + vertices.max(axis=0)) / 2
-    radius = float(np.linalg.norm(centred, axis=1).max()) if len(centred) else 0.0
+    if not len(vertices):
+        raise DegenerateMeshError("the mesh has no extent: all its vertices coincide")
+    low_z, high_z = vertices[:, 2].min(), vertices[:, 2].max()
+    centre = np.append(enclosing_circle(vertices[:, :2])[0], (low_z + high_z) / 2)
+    centred = vertices - centre
+    radius = float(np.linalg.norm(centred, axis=1).max())
     if not radius > 0:
         raise DegenerateMeshError("the mesh has no extent: all its vertices coincide")
     return trimesh.Trimesh(vertices=centred / radius, faces=mesh.faces.copy(), process=False)
+
+
+def enclosing_circle(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """(centre, radius) of the smallest circle enclosing 2D points (N, 2).
+
+    Welzl's randomised incremental algorithm over the points of the convex hull, in an order
+    fixed by a seeded shuffle, so the answer is deterministic.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) > 3:
+        try:
+            points = points[ConvexHull(points).vertices]
+        except QhullError:  # all on one line: the two ends decide the circle
+            direction = points[-1] - points[0]
+            along = points @ direction
+            points = points[[along.argmin(), along.argmax()]]
+    points = points[np.random.default_rng(0).permutation(len(points))]
+    scale = max(float(np.abs(points).max()), 1e-300)
+    tolerance = 1e-12 * scale
+
+    def inside(centre: np.ndarray, radius: float, p: np.ndarray) -> bool:
+        return float(np.linalg.norm(p - centre)) <= radius + tolerance
+
+    centre, radius = points[0], 0.0
+    for i in range(1, len(points)):
+        if inside(centre, radius, points[i]):
+            continue
+        centre, radius = points[i], 0.0
+        for j in range(i):
+            if inside(centre, radius, points[j]):
+                continue
+            centre = (points[i] + points[j]) / 2
+            radius = float(np.linalg.norm(points[i] - centre))
+            for k in range(j):
+                if not inside(centre, radius, points[k]):
+                    centre, radius = _circumcircle(points[i], points[j], points[k])
+    return centre, radius
+
+
+def _circumcircle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, float]:
+    """The circle through three points; for (nearly) collinear ones, the circle on the two
+    farthest apart as diameter."""
+    ab, ac = b - a, c - a
+    det = 2.0 * (ab[0] * ac[1] - ab[1] * ac[0])
+    if abs(det) <= 1e-14 * max(float(ab @ ab), float(ac @ ac), 1e-300):
+        pairs = ((a, b), (a, c), (b, c))
+        p, q = max(pairs, key=lambda pq: float(np.linalg.norm(pq[0] - pq[1])))
+        return (p + q) / 2, float(np.linalg.norm(p - q)) / 2
+    offset = (
+        np.array([ac[1] * (ab @ ab) - ab[1] * (ac @ ac), ab[0] * (ac @ ac) - ac[0] * (ab @ ab)])
+        / det
+    )
+    return a + offset, float(np.linalg.norm(offset))

@@ -38,8 +38,9 @@ async def classify(
         DEFAULT_NEIGHBORS
     ),
 ) -> schemas.ClassifyOut:
-    """The class of a mesh: the network head's top 5 and a vote of the k nearest labelled
-    shapes in the index, with the rendered views and per-stage timings."""
+    """The class of a mesh, or null ("I don't know") with the reason: the network head's top
+    5 and a vote of the k nearest labelled shapes in the index decide it; with the rendered
+    views and per-stage timings."""
     start = time.perf_counter()
     timings: dict[str, float] = {}
     upload = await read_mesh(file, service.settings, timings)
@@ -50,7 +51,9 @@ async def classify(
     ]
     vote = result.vote
     return schemas.ClassifyOut(
-        label=probabilities[0].label,
+        label=result.decision.label,
+        label_source=result.decision.source,
+        reason=result.decision.reason,
         probabilities=probabilities,
         neighbors=schemas.NeighborVote(
             label=vote.label,

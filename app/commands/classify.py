@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(answer)
         return 0
     neighbors = answer["neighbors"]
-    print(f"label: {answer['label']}")
+    print(f"label: {answer['label'] or 'I do not know'} ({answer['reason']})")
     print(
         "head:  "
         + ", ".join(f"{p['label']} {p['probability']:.3f}" for p in answer["probabilities"])

@@ -40,6 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument(
         "--jobs", type=int, default=1, help="render processes (each with its own renderer)"
     )
+    render.add_argument(
+        "--augment",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also render K perturbed copies of every training mesh (turned about +Z by any "
+        "angle, maybe mirrored, re-tessellated, noisy), recorded in the manifest",
+    )
+    render.add_argument("--augment-seed", type=int, default=0, help="seed of the copies")
     render.set_defaults(func=_render)
 
     info = commands.add_parser("info", help="summarise a view store or a PNG view set")
@@ -73,7 +82,17 @@ def _render(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise CLIError("--jobs must be at least 1")
-    manifest = render_store(args.root, args.out, rig=args.rig, size=args.size, jobs=args.jobs)
+    if args.augment < 0:
+        raise CLIError("--augment must be 0 or more")
+    manifest = render_store(
+        args.root,
+        args.out,
+        rig=args.rig,
+        size=args.size,
+        jobs=args.jobs,
+        augment=args.augment,
+        augment_seed=args.augment_seed,
+    )
     counts = ", ".join(f"{n} {split}" for split, n in manifest["counts"].items())
     print(f"rendered {counts} meshes into {args.out} ({manifest['failed']} failed)")
     for shape in manifest["shapes"]:

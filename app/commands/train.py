@@ -21,6 +21,24 @@ def _add_recipe(parser: argparse.ArgumentParser, batch_size: int) -> None:
     )
     group.add_argument("--momentum", type=float, default=0.9)
     group.add_argument("--weight-decay", type=float, default=1e-4)
+    ours = parser.add_argument_group("beyond the paper")
+    ours.add_argument(
+        "--contrastive",
+        type=float,
+        default=0.0,
+        help="weight of an instance-contrastive term on f_global (renders of one shape are "
+        "positives; batches hold pairs of them); 0 = the paper's losses alone",
+    )
+    ours.add_argument(
+        "--temperature", type=float, default=0.1, help="temperature of the contrastive term"
+    )
+    ours.add_argument(
+        "--copies",
+        type=int,
+        default=None,
+        help="use at most this many perturbed copies of each training shape from the view "
+        "store (gmvit dataset render --augment); default: all",
+    )
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +55,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--bf16", action="store_true", help="forward under bfloat16 autocast")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
 
@@ -77,6 +96,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--batch-size", type=int, default=16)
     evaluate.add_argument("--threads", type=int, default=None)
     evaluate.add_argument("--name", default=None, help="row name in the Markdown table")
+    evaluate.add_argument(
+        "--held-out",
+        type=Path,
+        default=None,
+        help="view store of families none of the classes (gmvit dataset synth --classes "
+        "held-out): calibrate and measure the open-set decision on it",
+    )
+    evaluate.add_argument(
+        "--gallery-per-class",
+        type=int,
+        default=3,
+        help="labelled training shapes a class the open-set decision compares with",
+    )
+    evaluate.add_argument(
+        "--save-thresholds",
+        action="store_true",
+        help="store the calibrated open-set thresholds in the checkpoint's meta (same model id)",
+    )
     evaluate.set_defaults(func=_eval)
 
 
@@ -95,6 +132,9 @@ def _recipe(args: argparse.Namespace, epochs: int | None = None, batch: int | No
         t_max=args.t_max,
         momentum=args.momentum,
         weight_decay=args.weight_decay,
+        contrastive=args.contrastive,
+        temperature=args.temperature,
+        copies=args.copies,
     )
 
 
@@ -107,7 +147,7 @@ def _runtime(args: argparse.Namespace):
         if args.threads < 1:
             raise CLIError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    return runtime(args.device, args.seed)
+    return runtime(args.device, args.seed, bf16=args.bf16)
 
 
 def _finish(rt, best: Path) -> int:
@@ -136,6 +176,7 @@ def _train(args: argparse.Namespace) -> int:
         # Stage 1 anneals over its own length: min(50, --cnn-epochs).
         cnn_recipe = _recipe(args, epochs=args.cnn_epochs, batch=args.cnn_batch_size)
         cnn_recipe.t_max = min(50, args.cnn_epochs)
+        cnn_recipe.contrastive = 0.0  # single views: the contrastive term is stage 2's
         best = train_teacher(
             args.data, args.out, cnn_recipe=cnn_recipe, recipe=_recipe(args), cnn=args.cnn, **common
         )
@@ -168,14 +209,33 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from gmvit.evaluate import evaluate, markdown_table, write_reports
+    from gmvit.evaluate import evaluate, markdown_table, save_thresholds, write_reports
 
     if args.batch_size < 1:
         raise CLIError("--batch-size must be at least 1")
+    if args.save_thresholds and args.held_out is None:
+        raise CLIError("--save-thresholds needs --held-out")
     result = evaluate(
-        args.weights, args.data, split=args.split, batch_size=args.batch_size, threads=args.threads
+        args.weights,
+        args.data,
+        split=args.split,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        held_out=args.held_out,
+        gallery_per_class=args.gallery_per_class,
     )
     paths = write_reports(result, args.json, name=args.name)
     print(markdown_table([(args.name or result.variant, result)]), end="")
+    if result.open_set is not None:
+        o = result.open_set
+        print(
+            f"open set: {o['known_accepted']:.3f} of known shapes keep a label, "
+            f"{o['unknown_refused']:.3f} of held-out shapes refused; "
+            f"AUROC {o['auroc_combined']:.3f} (probability {o['auroc_probability']:.3f}, "
+            f"similarity {o['auroc_similarity']:.3f})"
+        )
+    if args.save_thresholds:
+        model_id = save_thresholds(args.weights, result.open_set)
+        print(f"thresholds stored in {args.weights} ({model_id})")
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -57,7 +57,8 @@ async function thumbnail(img, url) {
 }
 
 function render(result, file) {
-  $("#label").textContent = result.label;
+  $("#label").textContent = result.label ?? "I don't know";
+  $("#reason").textContent = result.reason;
   $("#vote-label").textContent = result.neighbors.label ?? "(no labelled shapes indexed)";
   $("#votes").textContent = Object.entries(result.neighbors.votes)
     .map(([label, count]) => `${label}: ${count}`).join(", ");

@@ -1,8 +1,7 @@
 """Torch datasets over rendered views, and the batch transforms training shares.
 
-Datasets yield uint8 views; conversion to the network's input (resize, ImageNet
-normalisation, channels first) and augmentation run on whole batches, which is far cheaper
-than per item on a CPU.
+Datasets yield uint8 views; conversion to the network's input (`gmvit.preprocess.to_input`)
+and augmentation run on whole batches, which is far cheaper than per item on a CPU.
 """
 
 from __future__ import annotations
@@ -22,9 +21,6 @@ from gmvit.data.store import MANIFEST, ViewStore
 from gmvit.errors import GMViTError
 from renderer.rigs import get_rig
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 @dataclass
 class ViewSplit:
@@ -37,6 +33,15 @@ class ViewSplit:
     labels: np.ndarray  # (N,) int64
     names: list[str]  # source of each shape, for reports
     load: Callable[[int], np.ndarray]  # i -> uint8 (V, H, W, 3)
+    # Rows that render one source mesh share a shape id; copy 0 is the mesh as it is.
+    shape_ids: np.ndarray | None = None  # (N,) int64; None: every row its own shape
+    copies: np.ndarray | None = None  # (N,) int64; None: all 0
+
+    def __post_init__(self) -> None:
+        if self.shape_ids is None:
+            self.shape_ids = np.arange(len(self.labels), dtype=np.int64)
+        if self.copies is None:
+            self.copies = np.zeros(len(self.labels), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -60,6 +65,8 @@ def open_split(path: str | Path, split: str, num_views: int | None = None) -> Vi
             labels=np.array([s["label"] for s in shapes], dtype=np.int64),
             names=[s["source"] for s in shapes],
             load=lambda i: np.array(views[rows[i]]),
+            shape_ids=np.array([s.get("shape", s["row"]) for s in shapes], dtype=np.int64),
+            copies=np.array([s.get("copy", 0) for s in shapes], dtype=np.int64),
         )
     if path.is_dir() and any(path.glob("*/*/*.png")):
         pngs = PngViewSet(path, num_views)
@@ -95,6 +102,45 @@ class MultiViewDataset(Dataset):
         return torch.from_numpy(self.split.load(j)), int(self.split.labels[j])
 
 
+class PairedViewDataset(Dataset):
+    """Two renders of one shape per item: (uint8 views (2, V, H, W, 3), label, shape id).
+
+    An epoch pairs the rows of every shape among themselves at random (a shape with an odd
+    number of rows pairs its last one with another of its rows; a shape of one row, with
+    itself, to be told apart by the online augmentation), so it holds as many renders as
+    the rows of `indices`, the same as a `MultiViewDataset` epoch. `set_epoch` draws the
+    pairing from (seed, epoch), so a resumed run pairs as the straight one did.
+    """
+
+    renders_per_item = 2
+
+    def __init__(self, split: ViewSplit, indices: np.ndarray, seed: int) -> None:
+        self.split = split
+        self.seed = seed
+        indices = np.sort(np.asarray(indices))
+        shapes = split.shape_ids[indices]
+        self.groups = [indices[shapes == shape] for shape in np.unique(shapes)]
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        rng = np.random.default_rng([self.seed, epoch])
+        pairs = []
+        for rows in self.groups:
+            rows = rng.permutation(rows)
+            if len(rows) % 2:
+                rows = np.append(rows, rows[int(rng.integers(max(1, len(rows) - 1)))])
+            pairs.append(rows.reshape(-1, 2))
+        self.pairs = np.concatenate(pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int, int]:
+        a, b = (int(j) for j in self.pairs[i])
+        views = np.stack([self.split.load(a), self.split.load(b)])
+        return torch.from_numpy(views), int(self.split.labels[a]), int(self.split.shape_ids[a])
+
+
 class SingleViewDataset(Dataset):
     """(uint8 view (H, W, 3), label) per (shape, view): stage 1 of the teacher."""
 
@@ -127,31 +173,6 @@ def stratified_holdout(
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
-def to_input(views: Tensor, image_size: int) -> Tensor:
-    """uint8 (..., H, W, 3) -> float (..., 3, S, S), resized and ImageNet-normalised."""
-    lead = views.shape[:-3]
-    x = views.reshape(-1, *views.shape[-3:]).permute(0, 3, 1, 2).float().div_(255.0)
-    if x.shape[-1] != image_size or x.shape[-2] != image_size:
-        x = F.interpolate(
-            x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False
-        )
-    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    x = (x - mean) / std
-    return x.reshape(*lead, 3, image_size, image_size)
-
-
-def resize_views(views: Tensor, size: int) -> Tensor:
-    """uint8 (..., H, W, 3) -> uint8 (..., size, size, 3), resized as `to_input` resizes."""
-    if views.shape[-3] == size and views.shape[-2] == size:
-        return views
-    lead = views.shape[:-3]
-    x = views.reshape(-1, *views.shape[-3:]).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    x = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-    return x.reshape(*lead, size, size, 3)
-
-
 def mirror_order(rig: str) -> np.ndarray:
     """The view permutation of a mirrored shape: reflecting the world in the plane y = 0
     sends camera i to the camera at positions[i] * (1, -1, 1), whose view of the mirrored
@@ -165,14 +186,39 @@ def mirror_order(rig: str) -> np.ndarray:
     return order
 
 
+def turn_orders(rig: str) -> np.ndarray:
+    """(T, V): the view permutations of a shape turned about +Z by each angle that maps the
+    rig's cameras onto themselves, in increasing angle from 0 (12 for circle-12: row k is a
+    turn by 30k degrees, counter-clockwise seen from above; 2 for dodecahedron-20).
+
+    Turning a shape by R puts in view i what camera R^-1 positions[i] saw, so views[order]
+    are the turned shape's views: exactly so for a mesh that `renderer.normalize` centred
+    (its centre turns with it; lights and up vectors go with the cameras)."""
+    positions = get_rig(rig).positions
+    azimuth = np.arctan2(positions[:, 1], positions[:, 0])
+    level = np.isclose(positions[:, 2], positions[0, 2])
+    orders = []
+    for angle in np.unique(np.round((azimuth[level] - azimuth[0]) % (2 * np.pi), 9)):
+        c, s = np.cos(-angle), np.sin(-angle)
+        back = positions @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).T
+        distance = np.linalg.norm(back[:, None, :] - positions[None, :, :], axis=-1)
+        order = distance.argmin(axis=1)
+        if np.allclose(distance[np.arange(len(order)), order], 0, atol=1e-9):
+            orders.append(order)
+    return np.stack(orders)
+
+
 def augment_shapes(
     views: Tensor, rig: str, generator: torch.Generator, *, max_shift: float = 1 / 16
 ) -> Tensor:
-    """Label-preserving augmentation of float views (B, V, 3, H, W): each shape mirrored
-    with probability 1/2 (views flipped and reordered so each still matches its camera),
-    then shifted by up to `max_shift` of the image in x and y, all its views alike."""
+    """Label-preserving augmentation of float views (B, V, 3, H, W): each shape turned about
+    +Z by one of the rig's symmetric angles (views reordered, `turn_orders`), mirrored with
+    probability 1/2 (views flipped and reordered so each still matches its camera), then
+    shifted by up to `max_shift` of the image in x and y, all its views alike."""
     b, _, _, h, w = views.shape
-    out = views.clone()
+    orders = torch.from_numpy(turn_orders(rig))
+    turns = orders[torch.randint(len(orders), (b,), generator=generator)]  # (B, V)
+    out = views.gather(1, turns.view(b, -1, 1, 1, 1).expand_as(views)).clone()
     flip = torch.rand(b, generator=generator) < 0.5
     if flip.any():
         order = torch.from_numpy(mirror_order(rig))

@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image
 
 from gmvit.errors import GMViTError
+from renderer.layout import SPLITS, split_classes
 from renderer.rigs import RIG_FOR_VIEWS
 
-SPLITS = ("train", "test")
 _VIEW_NUMBER = re.compile(r"\d+(?=\.png$)", re.IGNORECASE)
 
 
@@ -53,11 +53,7 @@ class PngViewSet:
         self.root = Path(root)
         if not self.root.is_dir():
             raise GMViTError(f"view set folder {self.root} does not exist")
-        self.classes = sorted(
-            p.name
-            for p in self.root.iterdir()
-            if p.is_dir() and any((p / s).is_dir() for s in SPLITS)
-        )
+        self.classes = split_classes(self.root)
         files = {
             (c, s): sorted((self.root / c / s).glob("*.png"))
             for c in self.classes

@@ -2,8 +2,9 @@
 
 Layout of a store directory:
 
-    manifest.json        rig, size, classes, and one entry per mesh (split, row, class,
-                         label, source file relative to the mesh root, status, error)
+    manifest.json        rig, size, classes, augment (copies per training mesh, seed), and
+                         one entry per row (split, row, class, label, source file relative
+                         to the mesh root, shape, copy, perturbation, status, error)
     views-<split>.npy    (N, V, H, W, 3) uint8, one row per mesh of the split (a .npy
                          memmap: training reads it without loading it all)
     done-<split>.npy     (N,) int8 per row: 0 to do, 1 rendered, 2 failed
@@ -12,30 +13,36 @@ Layout of a store directory:
 Rendering is resumable: a row is marked done only after its views are flushed, so after an
 interruption `render_store` picks up the rows still at 0. Meshes that fail are recorded
 with their error and skipped by the datasets; they never stop the run.
+
+Augmented copies (`augment=K`): every training mesh is rendered K more times, each copy a
+random `gmvit.data.perturb.Perturbation` (a turn about +Z by any angle, maybe mirrored,
+re-tessellated, noisy) recorded in its entry. `shape` numbers the source meshes of a split
+and `copy` the renders of one (0 = the file as it is), so two rows of one `shape` are the
+same object: the positive pairs of an instance-contrastive loss. Test meshes get no copies.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from gmvit.data.perturb import Perturbation
 from gmvit.errors import GMViTError
-from renderer.formats import FORMATS_BY_EXTENSION
+from renderer.files import write_atomic
+from renderer.layout import SPLITS, is_mesh_file, split_classes
 from renderer.rigs import get_rig
 
 MANIFEST = "manifest.json"
 FAILURES = "failures.jsonl"
 STORE_FORMAT = "gmvit-view-store/1"
-SPLITS = ("train", "test")
 
 TODO, DONE, FAILED = 0, 1, 2
 
@@ -47,6 +54,24 @@ class MeshEntry:
     class_name: str
     label: int
     source: str  # path relative to the mesh root, POSIX separators
+    shape: int = -1  # index of the source mesh in its split; -1: the same as row
+    copy: int = 0  # 0: the mesh as it is; k > 0: its k-th perturbed copy
+    perturbation: dict | None = None  # Perturbation.to_dict() of a copy
+
+    def record(self) -> dict:
+        """The entry as the manifest keeps it (status added later)."""
+        entry = {
+            "split": self.split,
+            "row": self.row,
+            "class": self.class_name,
+            "label": self.label,
+            "source": self.source,
+            "shape": self.row if self.shape < 0 else self.shape,
+            "copy": self.copy,
+        }
+        if self.perturbation is not None:
+            entry["perturbation"] = self.perturbation
+        return entry
 
 
 def find_meshes(root: str | Path) -> tuple[list[str], list[MeshEntry]]:
@@ -55,9 +80,7 @@ def find_meshes(root: str | Path) -> tuple[list[str], list[MeshEntry]]:
     root = Path(root)
     if not root.is_dir():
         raise GMViTError(f"mesh folder {root} does not exist")
-    classes = sorted(
-        p.name for p in root.iterdir() if p.is_dir() and any((p / s).is_dir() for s in SPLITS)
-    )
+    classes = split_classes(root)
     if not classes:
         raise GMViTError(
             f"{root} is not in the ModelNet layout <root>/<class>/{{train,test}}/<mesh files>"
@@ -70,13 +93,41 @@ def find_meshes(root: str | Path) -> tuple[list[str], list[MeshEntry]]:
             if not folder.is_dir():
                 continue
             for path in sorted(folder.iterdir()):
-                if path.is_file() and path.suffix.lower() in FORMATS_BY_EXTENSION:
+                if is_mesh_file(path):
                     source = path.relative_to(root).as_posix()
                     entries.append(MeshEntry(split, row, class_name, label, source))
                     row += 1
     if not entries:
         raise GMViTError(f"no mesh files under {root}/<class>/{{train,test}}/")
     return classes, entries
+
+
+def with_copies(entries: list[MeshEntry], copies: int, seed: int) -> list[MeshEntry]:
+    """Each training entry followed by `copies` perturbed copies of it, rows renumbered
+    (shape `i` of a split holds rows i*(copies+1) ... i*(copies+1)+copies). Copy k of shape
+    i draws its perturbation from a generator seeded by (seed, i, k), whatever else changes."""
+    if copies < 0:
+        raise GMViTError(f"the number of augmented copies must be 0 or more, not {copies}")
+    out: list[MeshEntry] = []
+    rows = dict.fromkeys(SPLITS, 0)
+    for shape_index, entry in enumerate(e for e in entries if e.split == "train"):
+        for copy in range(copies + 1):
+            perturbation = None
+            if copy:
+                rng = np.random.default_rng([seed, shape_index, copy])
+                perturbation = Perturbation.draw(rng).to_dict()
+            out.append(
+                replace(
+                    entry,
+                    row=rows["train"],
+                    shape=shape_index,
+                    copy=copy,
+                    perturbation=perturbation,
+                )
+            )
+            rows["train"] += 1
+    out.extend(e for e in entries if e.split != "train")
+    return out
 
 
 def _views_path(store: Path, split: str) -> Path:
@@ -88,18 +139,21 @@ def _done_path(store: Path, split: str) -> Path:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
 # Worker side: one renderer per process, set up lazily by the first task it gets.
-def _render_task(task: tuple[str, int, str, str, int]) -> tuple[str, int, np.ndarray | str]:
-    split, row, path, rig, size = task
+def _render_task(
+    task: tuple[str, int, str, str, int, dict | None, list[int]],
+) -> tuple[str, int, np.ndarray | str]:
+    split, row, path, rig, size, perturbation, noise_seed = task
     import renderer  # imported here so the parent process never opens a GL context
 
     try:
-        views = renderer.render_file(path, rig=rig, size=size)
+        mesh = renderer.load_mesh(path)
+        if perturbation is not None:
+            mesh = Perturbation(**perturbation).apply(mesh, np.random.default_rng(noise_seed))
+        views = renderer.render_views(renderer.normalize(mesh), rig, size)
     except Exception as exc:  # any failure of one mesh is recorded, never fatal
         return split, row, f"{type(exc).__name__}: {exc}"
     return split, row, np.ascontiguousarray(views, dtype=np.uint8)
@@ -112,10 +166,13 @@ def render_store(
     rig: str = "circle-12",
     size: int = 224,
     jobs: int = 1,
+    augment: int = 0,
+    augment_seed: int = 0,
     progress: bool = True,
 ) -> dict:
-    """Render every mesh under `mesh_root` into the store at `out_dir`; resume if the
-    store already holds part of the same render. Returns the manifest."""
+    """Render every mesh under `mesh_root` into the store at `out_dir`, each training mesh
+    also as `augment` perturbed copies; resume if the store already holds part of the same
+    render. Returns the manifest."""
     try:
         num_views = get_rig(rig).num_views
     except ValueError as exc:
@@ -124,6 +181,7 @@ def render_store(
         raise GMViTError(f"image size must be at least 8 pixels, not {size}")
     mesh_root, out = Path(mesh_root), Path(out_dir)
     classes, entries = find_meshes(mesh_root)
+    entries = with_copies(entries, augment, augment_seed)
     manifest = {
         "format": STORE_FORMAT,
         "rig": rig,
@@ -132,23 +190,25 @@ def render_store(
         "mesh_root": str(mesh_root.resolve()),
         "classes": classes,
         "counts": {s: sum(e.split == s for e in entries) for s in SPLITS},
-        "shapes": [
-            {
-                "split": e.split,
-                "row": e.row,
-                "class": e.class_name,
-                "label": e.label,
-                "source": e.source,
-                "status": "todo",
-            }
-            for e in entries
-        ],
+        "augment": {"copies": augment, "seed": augment_seed},
+        "shapes": [e.record() | {"status": "todo"} for e in entries],
     }
     out.mkdir(parents=True, exist_ok=True)
     views, done = _open_for_writing(out, manifest)
 
     todo = [e for e in entries if done[e.split][e.row] == TODO]
-    tasks = [(e.split, e.row, str(mesh_root / e.source), rig, size) for e in todo]
+    tasks = [
+        (
+            e.split,
+            e.row,
+            str(mesh_root / e.source),
+            rig,
+            size,
+            e.perturbation,
+            [augment_seed, e.row],
+        )
+        for e in todo
+    ]
     bar = tqdm(
         total=len(entries),
         initial=len(entries) - len(todo),
@@ -221,7 +281,10 @@ def _open_for_writing(out: Path, manifest: dict) -> tuple[dict, dict]:
     previous = out / MANIFEST
     if previous.exists():
         old = json.loads(previous.read_text())
-        same = all(old.get(k) == manifest[k] for k in ("rig", "size", "classes", "counts")) and [
+        # A store written before copies existed has none.
+        old.setdefault("augment", {"copies": 0, "seed": 0})
+        keys = ("rig", "size", "classes", "counts", "augment")
+        same = all(old.get(k) == manifest[k] for k in keys) and [
             s["source"] for s in old.get("shapes", [])
         ] == [s["source"] for s in manifest["shapes"]]
         if not same:

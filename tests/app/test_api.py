@@ -6,10 +6,12 @@ import io
 import zipfile
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
+import gmvit
 from app.main import create_app
-from tests.app.conftest import API_KEY, WRITE, make_settings, synth_off
+from tests.app.conftest import API_KEY, TINY_CLASSES, WRITE, make_settings, synth_off
 from tests.polling import wait_job
 
 CHAIR = synth_off("chair", 1)
@@ -164,12 +166,45 @@ def test_classify_answers_with_head_vote_and_views(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["label"] in ("box", "cylinder", "sphere")
+    # A model never calibrated for the open set answers with its head, and says so.
+    assert body["label_source"] == "head" and "no open-set thresholds" in body["reason"]
     assert len(body["probabilities"]) == 3  # the tiny model has 3 classes
     assert sum(p["probability"] for p in body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
     assert body["neighbors"]["k"] == 1
     assert body["neighbors"]["label"] == "c-bed"  # the same file is its own neighbour
     assert body["neighbors"]["votes"] == {"c-bed": 1}
     assert body["views_png"].startswith("data:image/png;base64,")
+
+
+def test_classify_says_i_dont_know_when_the_head_is_unsure_and_no_labelled_shape_is_near(
+    tmp_path,
+) -> None:
+    torch.manual_seed(0)
+    model = gmvit.create_model("mini", num_views=12, num_classes=3, image_size=32)
+    weights = tmp_path / "calibrated.pt"
+    # Thresholds as `gmvit eval --held-out` stores them: this head is never sure (no
+    # probability reaches 1.01); a labelled shape counts only when it is the same shape.
+    thresholds = {"min_probability": 1.01, "min_similarity": 0.9999}
+    gmvit.save_checkpoint(weights, model, TINY_CLASSES, meta={"open_set": thresholds})
+    bed, chair = synth_off("bed", 4), synth_off("chair", 5)
+
+    def classify(client: TestClient, data: bytes) -> dict:
+        response = client.post("/classify", files={"file": ("m.off", data)}, data={"top_k": 1})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    with TestClient(create_app(make_settings(tmp_path, weights))) as client:
+        alone = classify(client, bed)
+        assert alone["label"] is None and alone["label_source"] == "unknown"
+        assert "no labelled shape is indexed" in alone["reason"]
+        assert alone["probabilities"]  # the head's classes are still shown
+        add(client, bed, "bed.off", "c-bed")
+        again = classify(client, bed)
+        assert again["label"] == "c-bed" and again["label_source"] == "neighbours"
+        other = classify(client, chair)
+        similarity = other["neighbors"]["shapes"][0]["score"]
+        assert similarity < thresholds["min_similarity"], similarity  # the bed is not this chair
+        assert other["label"] is None and "no labelled shape is near" in other["reason"]
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ class CountingEmbedder:
         self.release = threading.Event()
         self.entered = threading.Event()
         self.model_id, self.class_names = embedder.model_id, embedder.class_names
+        self.open_set = embedder.open_set
         self.rig, self.image_size, self.num_views = (
             embedder.rig,
             embedder.image_size,

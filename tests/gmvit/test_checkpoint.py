@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from gmvit import GMViTError, create_model, load_checkpoint, save_checkpoint
+from gmvit.checkpoint import content_hash
+from gmvit.model import DESCRIPTOR_VERSION
 
 NAMES = ["chair", "lamp", "vase"]
 
@@ -19,11 +21,12 @@ def model():
 def test_round_trip(model, tmp_path):
     path = tmp_path / "mini.pt"
     model_id = save_checkpoint(path, model, NAMES, {"recipe": "test", "epochs": 1})
-    assert model_id.startswith("mini-") and len(model_id) == len("mini-") + 12
+    variant, version, digest = model_id.split("-")
+    assert (variant, version, len(digest)) == ("mini", f"d{DESCRIPTOR_VERSION}", 12)
     checkpoint = load_checkpoint(path)
     assert checkpoint.model_id == model_id
     assert checkpoint.class_names == NAMES
-    assert checkpoint.meta == {"recipe": "test", "epochs": 1}
+    assert checkpoint.meta == {"recipe": "test", "epochs": 1, "descriptor_version": 2}
     assert checkpoint.config == model.config
     assert not checkpoint.model.training
     views = torch.randn(2, 12, 3, 32, 32)
@@ -41,7 +44,31 @@ def test_id_follows_content(model, tmp_path):
     assert save_checkpoint(tmp_path / "c.pt", model, NAMES) != first
     other_config = create_model("mini", 20, len(NAMES), image_size=32)
     other_config.load_state_dict(model.state_dict())
-    assert save_checkpoint(tmp_path / "d.pt", other_config, NAMES).split("-")[1] != first
+    assert save_checkpoint(tmp_path / "d.pt", other_config, NAMES).split("-")[2] != first
+
+
+def test_file_of_format_1_loads_under_the_current_descriptor_version(model, tmp_path):
+    """Written before the descriptor was versioned: id `<variant>-<hash>`, no version in meta.
+    It loads, and its id names what this code computes from it (so an index built from the
+    old descriptor is not reused)."""
+    path = tmp_path / "old.pt"
+    current = save_checkpoint(path, model, NAMES)
+    payload = torch.load(path, weights_only=True)
+    old_id = f"mini-{content_hash(payload['config'], payload['state_dict'])}"
+    payload |= {"version": 1, "model_id": old_id, "meta": {}}
+    torch.save(payload, path)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.model_id == current != old_id
+    assert checkpoint.model_id.split("-")[2] == old_id.split("-")[1]
+
+    payload["state_dict"]["mlp1.bias"][0] += 1.0
+    torch.save(payload, path)
+    with pytest.raises(GMViTError, match="damaged"):
+        load_checkpoint(path)
+    payload["version"] = 7
+    torch.save(payload, path)
+    with pytest.raises(GMViTError, match="unsupported checkpoint version 7"):
+        load_checkpoint(path)
 
 
 def test_class_names_and_meta_are_checked(model, tmp_path):

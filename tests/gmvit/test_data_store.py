@@ -127,3 +127,37 @@ def test_a_different_render_into_the_same_folder_is_refused(meshes, store):
 def test_a_folder_that_is_not_modelnet_is_refused(tmp_path):
     with pytest.raises(GMViTError, match="ModelNet layout"):
         render_store(tmp_path, tmp_path / "out", size=SIZE, progress=False)
+
+
+def test_augmented_copies_are_rows_of_their_shape_with_their_perturbation(meshes, store, tmp_path):
+    manifest = render_store(
+        meshes, tmp_path / "aug", rig="circle-12", size=SIZE, augment=2, progress=False
+    )
+    assert manifest["augment"] == {"copies": 2, "seed": 0}
+    assert manifest["counts"] == {"train": 21, "test": 2}  # 7 training meshes x 3, test alone
+    train = [s for s in manifest["shapes"] if s["split"] == "train"]
+    for shape in range(7):
+        rows = [s for s in train if s["shape"] == shape]
+        assert [s["copy"] for s in rows] == [0, 1, 2]
+        assert len({s["source"] for s in rows}) == 1
+        assert "perturbation" not in rows[0]
+        assert all(0 <= s["perturbation"]["degrees"] < 360 for s in rows[1:])
+    test = [s for s in manifest["shapes"] if s["split"] == "test"]
+    assert [s["copy"] for s in test] == [0, 0] and "perturbation" not in test[0]
+
+    split = open_split(tmp_path / "aug", "train")
+    plain = open_split(store, "train")
+    assert split.shape_ids.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 4, 4, 4, 5, 5, 5, 6, 6, 6]
+    assert split.copies.tolist() == [0, 1, 2] * 6  # shape 3 is the file that fails
+    # Copy 0 is the mesh as it is, rendered as without copies; the others differ from it.
+    first = split.load(0)
+    assert np.array_equal(first, plain.load(0))
+    assert not np.array_equal(first, split.load(1))
+
+    # The same command again is a resume; other copies into the same folder are refused.
+    again = render_store(
+        meshes, tmp_path / "aug", rig="circle-12", size=SIZE, augment=2, progress=False
+    )
+    assert again["shapes"] == manifest["shapes"]
+    with pytest.raises(GMViTError, match="different render"):
+        render_store(meshes, tmp_path / "aug", rig="circle-12", size=SIZE, augment=1)

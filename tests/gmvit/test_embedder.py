@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from gmvit import Embedder, GMViTError, create_model, save_checkpoint
+from gmvit import Embedder, GMViTConfig, GMViTError, create_model, save_checkpoint
+from gmvit.preprocess import to_input
 
 SIZE = 32
 
@@ -58,6 +59,27 @@ def test_embed_is_thread_safe(checkpoint_path):
         parallel = list(pool.map(lambda b: embedder.embed(b).descriptors, batches))
     for one, other in zip(serial, parallel, strict=True):
         assert np.allclose(one, other, atol=1e-6)
+
+
+def test_embedder_builds_the_input_training_builds(tmp_path):
+    """Preprocessing comes from the checkpoint's config: a model trained with its own mean
+    and std is served with them, through the function training uses."""
+    torch.manual_seed(1)
+    model = create_model("mini", 12, 4, image_size=SIZE, mean=(0.9, 0.1, 0.5), std=(0.1, 0.3, 2.0))
+    path = tmp_path / "mini.pt"
+    save_checkpoint(path, model.eval(), ["a", "b", "c", "d"])
+    embedder = Embedder(path, threads=1)
+    assert embedder.config.mean == (0.9, 0.1, 0.5) and embedder.config.std == (0.1, 0.3, 2.0)
+    views = random_views(3, 7)
+    result = embedder.embed(views)
+    as_in_training = to_input(torch.from_numpy(views), embedder.config)
+    imagenet = to_input(torch.from_numpy(views), GMViTConfig("mini", image_size=SIZE))
+    with torch.no_grad():
+        expected = embedder.model(as_in_training)
+        other = embedder.model(imagenet).descriptor.numpy()
+    assert np.allclose(result.descriptors, expected.descriptor.numpy(), atol=1e-5)
+    assert np.allclose(result.probabilities, torch.softmax(expected.logits, 1).numpy(), atol=1e-5)
+    assert not np.allclose(result.descriptors, other, atol=1e-3)
 
 
 @pytest.mark.parametrize(

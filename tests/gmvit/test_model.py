@@ -115,6 +115,13 @@ def test_config_round_trip_and_validation():
     config = GMViTConfig("teacher", num_views=20, cnn="resnet34")
     assert config.rig == "dodecahedron-20"
     assert GMViTConfig.from_dict(config.to_dict()) == config
+    assert (config.mean, config.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    as_json = {**config.to_dict(), "mean": [0.5, 0.5, 0.5], "std": [1, 1, 1]}
+    assert GMViTConfig.from_dict(as_json).std == (1.0, 1.0, 1.0)
+    with pytest.raises(GMViTError, match="std must be three numbers"):
+        GMViTConfig("mini", std=(0.2, 0.0, 0.2))
+    with pytest.raises(GMViTError, match="mean must be three numbers"):
+        GMViTConfig("mini", mean=(0.5, 0.5))
     with pytest.raises(GMViTError, match="variant"):
         GMViTConfig("huge")
     with pytest.raises(GMViTError, match="views"):
@@ -131,3 +138,19 @@ def test_wrong_view_count_is_refused():
     model = create_model("mini", 12, 3)
     with pytest.raises(GMViTError, match=r"\(B, 12, 3, H, W\)"):
         model(torch.zeros(1, 20, 3, SIZE, SIZE))
+
+
+@pytest.mark.parametrize("variant", ["simple", "mini"])
+def test_scores_do_not_saturate_under_bfloat16_autocast(variant):
+    """A logit of 8 is a score of 0.99966 in float32 (the last bin) but 1.0 in bfloat16,
+    which would put the view in no group: scores are computed in float32."""
+    torch.manual_seed(0)
+    model = create_model(variant, 12, 3, image_size=SIZE).eval()
+    layer = model.attention if variant == "mini" else model.attention[0]
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.fill_(8.0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(torch.randn(2, 12, 3, SIZE, SIZE))
+    assert out.att.dtype == torch.float32 and (out.att < 1).all()
+    assert (out.f_vit2.float().abs().sum(dim=1) > 0).all()

@@ -11,6 +11,7 @@ import torch
 from gmvit.distill import distillation_loss
 from gmvit.evaluate import classification_scores, retrieval_scores
 from gmvit.model import GMViTOutput
+from gmvit.train import instance_contrastive_loss
 
 
 def _outputs(rng: np.random.Generator, b: int, v: int, c: int) -> GMViTOutput:
@@ -84,3 +85,31 @@ def test_classification_scores_by_hand():
     assert oa == pytest.approx(4 / 6)
     assert macc == pytest.approx((2 / 3 + 1 + 1 / 2) / 3)  # class 3 absent: not averaged
     assert confusion[0].tolist() == [2, 1, 0, 0] and confusion.sum() == 6
+
+
+def test_instance_contrastive_loss_by_hand():
+    """NT-Xent written out for four renders of two shapes (one partner each), and a shape
+    with no partner in the batch left out as an anchor but kept as a negative."""
+    rng = np.random.default_rng(4)
+    features = torch.from_numpy(rng.normal(size=(5, 8)))
+    shapes = torch.tensor([7, 3, 7, 3, 9])
+    tau = 0.5
+    z = features / features.norm(dim=1, keepdim=True)
+    expected = []
+    for anchor, partner in ((0, 2), (2, 0), (1, 3), (3, 1)):
+        others = [j for j in range(5) if j != anchor]
+        denominator = sum(math.exp(float(z[anchor] @ z[j]) / tau) for j in others)
+        expected.append(-(float(z[anchor] @ z[partner]) / tau - math.log(denominator)))
+    loss = instance_contrastive_loss(features, shapes, tau)
+    assert float(loss) == pytest.approx(np.mean(expected), rel=1e-6)
+
+
+def test_instance_contrastive_loss_prefers_renders_of_one_shape_together():
+    rng = np.random.default_rng(5)
+    centres = torch.from_numpy(rng.normal(size=(6, 16)))
+    shapes = torch.arange(6).repeat_interleave(2)
+    together = centres.repeat_interleave(2, dim=0) + 0.01 * torch.randn(12, 16).double()
+    scattered = torch.from_numpy(rng.normal(size=(12, 16)))
+    assert instance_contrastive_loss(together, shapes, 0.1) < 0.1
+    assert instance_contrastive_loss(scattered, shapes, 0.1) > 1.0
+    assert float(instance_contrastive_loss(scattered, torch.arange(12), 0.1)) == 0.0

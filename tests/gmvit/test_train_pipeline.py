@@ -169,8 +169,8 @@ def test_an_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
 
     calls = 0
 
-    def interrupting(model, split_data, image_size, rt):
-        step = multiview_step(split_data, image_size, rt, augment=True)
+    def interrupting(model, split_data, rt):
+        step = multiview_step(split_data, model.config, rt, augment=True)
 
         def interrupted_step(module, batch, generator):
             nonlocal calls
@@ -221,3 +221,57 @@ def test_data_parallel_under_torchrun(data, tmp_path):
     assert done.stdout.count("best checkpoint") == 1
     checkpoint = load_checkpoint(tmp_path / "best.pt")
     assert checkpoint.meta["data"]["train_shapes"] == 9
+
+
+def test_contrastive_recipe_on_augmented_copies_through_the_cli(data, tmp_path):
+    """Copies rendered by `dataset render --augment`, a label-trained student with the
+    instance-contrastive term under bf16 autocast, and a student distilled from it with its
+    own term: each records what it did."""
+    views = str(tmp_path / "views")
+    assert (
+        main(
+            ["dataset", "render", str(data / "meshes"), "-o", views, "--size", str(SIZE)]
+            + ["--augment", "1", "--augment-seed", "3"]
+        )
+        == 0
+    )
+    recipe = ["--epochs", "1", "--batch-size", "4", "--threads", "2", "--contrastive", "0.5"]
+    first = str(tmp_path / "mini")
+    assert (
+        main(["train", "--variant", "mini", "--data", views, "-o", first, "--bf16", *recipe]) == 0
+    )
+    mini = load_checkpoint(Path(first) / "best.pt")
+    assert mini.meta["recipe"]["contrastive"] == 0.5
+    assert mini.meta["data"]["train_shapes"] == 9 and mini.meta["data"]["train_renders"] == 18
+    history = json.loads((Path(first) / "history.json").read_text())["mini"]["history"]
+    assert np.isfinite(history[0]["loss"])
+
+    second = str(tmp_path / "simple")
+    command = ["distill", "--teacher", f"{first}/best.pt", "--student", "simple"]
+    assert main([*command, "--data", views, "-o", second, *recipe]) == 0
+    simple = load_checkpoint(Path(second) / "best.pt")
+    assert simple.meta["recipe"]["contrastive"] == 0.5
+    assert simple.meta["teacher"]["model_id"] == mini.model_id
+
+    # Open set: calibrated on held-out families, stored in the checkpoint, same model id.
+    synth.generate(
+        tmp_path / "held-out",
+        seed=5,
+        train_per_class=0,
+        test_per_class=2,
+        classes=("teapot", "umbrella"),
+        progress=False,
+    )
+    held_out = tmp_path / "held-out-views"
+    render_store(tmp_path / "held-out", held_out, rig="circle-12", size=SIZE, progress=False)
+    report = tmp_path / "eval.json"
+    weights = str(Path(first) / "best.pt")
+    evaluate = ["eval", "--weights", weights, "--data", views, "--json", str(report)]
+    assert main([*evaluate, "--held-out", str(held_out), "--save-thresholds"]) == 0
+    open_set = json.loads(report.read_text())["open_set"]
+    assert open_set["held_out_families"] == ["teapot", "umbrella"]
+    assert open_set["known_accepted"] >= 0.95 and 0 <= open_set["unknown_refused"] <= 1
+    assert 0 <= open_set["auroc_combined"] <= 1
+    stored = load_checkpoint(weights)
+    assert stored.model_id == mini.model_id
+    assert stored.meta["open_set"]["min_probability"] == open_set["thresholds"]["min_probability"]

@@ -102,10 +102,64 @@ def test_off_with_comments_and_colours():
     assert load_mesh(data).area == pytest.approx(0.5)
 
 
-def test_normalize_centres_the_bounding_box_and_fits_the_unit_sphere():
-    mesh = normalize(load_mesh(EXPORTS["off"]))
-    np.testing.assert_allclose(mesh.bounds.mean(axis=0), 0.0, atol=1e-12)
-    assert np.linalg.norm(mesh.vertices, axis=1).max() == pytest.approx(1.0)
+def _turned(mesh: trimesh.Trimesh, degrees: float) -> trimesh.Trimesh:
+    turned = mesh.copy()
+    turned.apply_transform(trimesh.transformations.rotation_matrix(np.radians(degrees), [0, 0, 1]))
+    return turned
+
+
+def test_normalize_fits_the_unit_sphere_and_follows_a_turn_about_the_up_axis():
+    # The rule used to be the bounding box's centre, which moves (and the scale with it)
+    # when a shape turns about +Z: now the centre and the scale turn with the shape, so
+    # normalising and turning commute, whatever the angle.
+    mesh = load_mesh(EXPORTS["off"])
+    mesh.apply_transform(trimesh.transformations.translation_matrix([3.0, -2.0, 0.5]))
+    normal = normalize(mesh)
+    assert np.linalg.norm(normal.vertices, axis=1).max() == pytest.approx(1.0)
+    z = normal.vertices[:, 2]
+    assert z.min() == pytest.approx(-z.max())
+    for degrees in (30.0, 77.7, 180.0, 301.5):
+        np.testing.assert_allclose(
+            normalize(_turned(mesh, degrees)).vertices,
+            _turned(normal, degrees).vertices,
+            atol=1e-12,
+        )
+    # Mirrored, scaled and moved alike.
+    mirrored = mesh.copy()
+    mirrored.apply_transform(np.diag([1.0, -1.0, 1.0, 1.0]) * [2.5, 2.5, 2.5, 1.0])
+    np.testing.assert_allclose(
+        normalize(mirrored).vertices, normal.vertices * [1.0, -1.0, 1.0], atol=1e-12
+    )
+
+
+def test_normalize_centres_an_axis_aligned_box_as_its_bounding_box_did():
+    box = trimesh.creation.box(extents=[2.0, 0.5, 1.0])
+    box.apply_translation([10.0, 20.0, 30.0])
+    normal = normalize(box)
+    np.testing.assert_allclose(normal.bounds.mean(axis=0), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 50, 5000])
+def test_enclosing_circle_is_the_smallest_that_encloses(count):
+    points = np.random.default_rng(count).normal(size=(count, 2)) * [3.0, 1.0] + 7.0
+    centre, radius = renderer.loading.enclosing_circle(points)
+    distances = np.linalg.norm(points - centre, axis=1)
+    assert distances.max() == pytest.approx(radius, abs=1e-9)
+    # Smallest: at least two points on the circle, and no centre a step away does better.
+    assert (np.abs(distances - radius) < 1e-9).sum() >= min(2, count)
+    for direction in np.random.default_rng(0).normal(size=(16, 2)):
+        moved = centre + 1e-4 * direction / np.linalg.norm(direction)
+        assert np.linalg.norm(points - moved, axis=1).max() >= radius - 1e-12
+
+
+def test_enclosing_circle_of_points_on_a_line_or_on_one_spot():
+    line = np.stack([np.linspace(0, 1, 9), np.linspace(0, 2, 9)], axis=1)
+    centre, radius = renderer.loading.enclosing_circle(line)
+    np.testing.assert_allclose(centre, [0.5, 1.0])
+    assert radius == pytest.approx(np.hypot(1, 2) / 2)
+    centre, radius = renderer.loading.enclosing_circle(np.ones((5, 2)))
+    np.testing.assert_allclose(centre, [1.0, 1.0])
+    assert radius == 0.0
 
 
 def _png() -> bytes:

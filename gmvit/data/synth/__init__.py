@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from gmvit.data.synth import furniture, held_out, modelnet10, things, vessels
 from gmvit.data.synth.parts import stand
+from renderer.layout import SPLITS
 
 Family = Callable[[np.random.Generator], list[trimesh.Trimesh]]
 
@@ -103,7 +104,6 @@ CLASS_SETS: dict[str, tuple[str, ...]] = {
     "held-out": HELD_OUT,
 }
 
-SPLITS: tuple[str, ...] = ("train", "test")
 
 FORMATS: tuple[str, ...] = ("off", "obj", "stl", "ply")
 
