@@ -53,6 +53,7 @@ from bench import baselines, corpus, metrics, perturb
 from bench.server import Server, serving
 from gmvit.data import synth
 from gmvit.evaluate import classification_scores
+from gmvit.openset import auroc
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("instance", "category", "open-set")
@@ -216,6 +217,7 @@ def instance_retrieval(
 class Answer:
     head: str
     head_probability: float
+    answered: bool  # /classify gave a label (not "I don't know")
     vote: str | None
     nearest_labelled: float  # cosine similarity of the nearest labelled shape, -1 if none
 
@@ -231,8 +233,9 @@ def classify_all(server: Server, files: Sequence[Path], desc: str) -> list[Answe
         body = response.json()
         shapes = body["neighbors"]["shapes"]
         return Answer(
-            head=body["label"],
+            head=body["probabilities"][0]["label"],  # the head alone, whatever the open set says
             head_probability=body["probabilities"][0]["probability"],
+            answered=body["label"] is not None,
             vote=body["neighbors"]["label"],
             nearest_labelled=shapes[0]["score"] if shapes else -1.0,
         )
@@ -354,8 +357,8 @@ def through_server(
             k = slice(start, start + len(known))
             u = slice(start + len(known), len(paths))
 
-            def auroc(answers: list[Answer], score: str) -> float:
-                return metrics.auroc(
+            def auroc_of(answers: list[Answer], score: str) -> float:
+                return auroc(
                     [getattr(a, score) for a in answers[k]],
                     [getattr(a, score) for a in answers[u]],
                 )
@@ -364,9 +367,12 @@ def through_server(
                 "known": len(known),
                 "unknown": len(unknown),
                 "families": sorted({label for _, label in unknown}),
-                "head_probability": auroc(with_demo, "head_probability"),
-                "nearest_demo": auroc(with_demo, "nearest_labelled"),
-                "nearest_train": auroc(with_train, "nearest_labelled"),
+                "head_probability": auroc_of(with_demo, "head_probability"),
+                "nearest_demo": auroc_of(with_demo, "nearest_labelled"),
+                "nearest_train": auroc_of(with_train, "nearest_labelled"),
+                # /classify's own answer, the demo set indexed: the model's thresholds at work
+                "known_answered": float(np.mean([a.answered for a in with_demo[k]])),
+                "unknown_refused": float(np.mean([not a.answered for a in with_demo[u]])),
             }
     return results
 
@@ -451,6 +457,13 @@ def server_table(models: dict) -> str:
                     lambda m, key=key: f"{m['open_set'][key]:.3f}",
                 )
             )
+        lines.append(
+            row(
+                "/classify with the model's thresholds: known shapes labelled / held-out "
+                "shapes answered null",
+                lambda m: "{known_answered:.2f} / {unknown_refused:.2f}".format(**m["open_set"]),
+            )
+        )
     lines.append(
         row(
             "shapes indexed: demo set / training set",

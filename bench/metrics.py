@@ -41,14 +41,3 @@ def average_precision(relevant: Sequence[bool], total_relevant: int | None = Non
 def precision_at(relevant: Sequence[bool], k: int) -> float:
     """Share of relevant items among the first k (a shorter list counts as padded)."""
     return float(np.asarray(relevant[:k], dtype=bool).sum() / k)
-
-
-def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
-    """Area under the ROC curve: the chance that a random positive scores higher than a
-    random negative, ties counting one half (Mann-Whitney U / (n_pos * n_neg))."""
-    positive, negative = np.asarray(positive, float), np.asarray(negative, float)
-    if not len(positive) or not len(negative):
-        raise ValueError("AUROC needs at least one positive and one negative score")
-    higher = (positive[:, None] > negative[None, :]).sum()
-    ties = (positive[:, None] == negative[None, :]).sum()
-    return float((higher + 0.5 * ties) / (len(positive) * len(negative)))

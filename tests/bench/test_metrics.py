@@ -38,13 +38,3 @@ def test_average_precision_by_hand():
 def test_precision_at():
     assert metrics.precision_at([True, False, True, True], 2) == 0.5
     assert metrics.precision_at([True], 10) == pytest.approx(0.1)
-
-
-def test_auroc_by_hand():
-    # pairs (0.9, 0.1) (0.9, 0.85) (0.8, 0.1) won; (0.8, 0.85) lost: 3 / 4
-    assert metrics.auroc([0.9, 0.8], [0.1, 0.85]) == pytest.approx(0.75)
-    assert metrics.auroc([0.5], [0.5]) == 0.5
-    assert metrics.auroc([1.0, 2.0], [0.0]) == 1.0
-    assert metrics.auroc([0.0], [1.0, 2.0]) == 0.0
-    with pytest.raises(ValueError):
-        metrics.auroc([], [1.0])

@@ -44,6 +44,11 @@ def test_auroc_by_hand():
     assert auroc(np.array([0.9, 0.8]), np.array([0.1, 0.2])) == 1.0
     assert auroc(np.array([0.1]), np.array([0.9])) == 0.0
     assert auroc(np.array([0.5, 0.9]), np.array([0.5, 0.1])) == pytest.approx(0.875)
+    # pairs (0.9, 0.1) (0.9, 0.85) (0.8, 0.1) won; (0.8, 0.85) lost: 3 / 4
+    assert auroc(np.array([0.9, 0.8]), np.array([0.1, 0.85])) == pytest.approx(0.75)
+    assert auroc(np.array([0.5]), np.array([0.5])) == 0.5
+    with pytest.raises(GMViTError):
+        auroc(np.array([]), np.array([1.0]))
 
 
 def test_calibration_keeps_the_known_share_and_refuses_the_most_unknowns():
