@@ -188,7 +188,11 @@ class Ready(BaseModel):
     workers: int | None = Field(
         None, description="live `gmvit worker` processes (with Redis; null in-process)"
     )
-    detail: str | None = None
+    detail: str | None = Field(
+        None,
+        description="why the service is not ready, or what needs doing (an index that "
+        "other weights built, waiting for a reindex)",
+    )
 
     @classmethod
     def starting(cls, backend: str) -> Ready:

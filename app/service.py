@@ -37,7 +37,7 @@ from app.jobs import state as job_state
 from app.pool import Admission, RenderPool
 from app.settings import Settings
 from gmvit.openset import Decision, decide
-from index import SearchHit, ShapeIndex, ShapeRecord
+from index import SearchHit, ShapeIndex, ShapeRecord, indexes_of_other_models
 
 log = logging.getLogger("gmvit.app")
 
@@ -97,6 +97,7 @@ class ShapeService:
         self.index = index
         self.jobs = jobs
         self.random_weights = random_weights
+        self.stale_indexes: dict[str, int] = {}  # model id -> shapes, of other weights
         self.pool = RenderPool(settings.workers, settings.queue)
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="job-reaper", daemon=True)
@@ -121,7 +122,23 @@ class ShapeService:
             random_weights=weights == resources.random_weights_path(settings),
         )
         resources.import_thumbnails(settings, index)
+        service.stale_indexes = indexes_of_other_models(settings.index_root, embedder.model_id)
+        if service.stale_indexes and index.count() == 0:
+            log.warning("%s", service.stale_notice())
         return service
+
+    def stale_notice(self) -> str | None:
+        """What to do about indexes that other weights built, when this one is empty."""
+        stale = {m: n for m, n in self.stale_indexes.items() if n}
+        if not stale or self.index.count():
+            return None
+        others = ", ".join(f"{m} ({n} shapes)" for m, n in sorted(stale.items()))
+        return (
+            f"the index of model {self.embedder.model_id} is empty, but other weights built "
+            f"an index here: {others}; their descriptors cannot be searched with this model. "
+            "Rebuild the collection with `gmvit reindex <folder of your meshes>` (or POST "
+            "/reindex); the old index stays on disk untouched"
+        )
 
     def close(self) -> None:
         self._stop.set()
@@ -371,7 +388,7 @@ class ShapeService:
     def readiness(self) -> Readiness:
         shapes = self.index.count()
         if self.jobs.name != "redis":
-            return Readiness(True, shapes, None, None, None)
+            return Readiness(True, shapes, None, None, self.stale_notice())
         try:
             workers = self.jobs.workers()
         except Exception as exc:
@@ -379,4 +396,4 @@ class ShapeService:
         if not workers:
             detail = "no gmvit worker is alive: reindex jobs would wait (start `gmvit worker`)"
             return Readiness(False, shapes, True, 0, detail)
-        return Readiness(True, shapes, True, workers, None)
+        return Readiness(True, shapes, True, workers, self.stale_notice())

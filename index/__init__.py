@@ -4,6 +4,7 @@ See `index.shape_index` for the on-disk layout, the commit discipline and how se
 processes share one index.
 """
 
+from index.check import indexes_of_other_models
 from index.errors import IndexDamagedError, ModelMismatchError, ShapeIndexError
 from index.shape_index import IndexBuilder, SearchHit, ShapeIndex, model_slug
 from index.store import ShapeRecord
@@ -18,5 +19,6 @@ __all__ = [
     "ShapeIndex",
     "ShapeRecord",
     "model_slug",
+    "indexes_of_other_models",
     "normalize",
 ]

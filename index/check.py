@@ -42,6 +42,22 @@ def model_dirs(root: Path) -> list[Path]:
     return sorted(path.parent for path in Path(root).glob("*/MODEL"))
 
 
+def indexes_of_other_models(root: Path, model_id: str) -> dict[str, int]:
+    """Model id -> shapes, for the indexes under `root` of models other than `model_id`. An
+    index is only searched with the model that embedded it, so after new weights (or a new
+    descriptor definition) these wait for a reindex. One that cannot be read counts 0."""
+    found = {}
+    for model_dir in model_dirs(root):
+        other = (model_dir / "MODEL").read_text().strip()
+        if other == model_id:
+            continue
+        try:
+            found[other] = _count_rows(model_dir / _read_current(model_dir) / "meta.sqlite3")
+        except (IndexDamagedError, OSError, sqlite3.DatabaseError):
+            found[other] = 0
+    return found
+
+
 def check_index(model_dir: Path) -> CheckReport:
     """Every row has its vector and every vector its row; the snapshot's checksum holds
     and it agrees with the log; the whole log reads intact; SQLite's own check passes."""

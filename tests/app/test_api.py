@@ -207,6 +207,26 @@ def test_classify_says_i_dont_know_when_the_head_is_unsure_and_no_labelled_shape
         assert other["label"] is None and "no labelled shape is near" in other["reason"]
 
 
+def test_new_weights_leave_the_old_index_alone_and_ask_for_a_reindex(
+    tmp_path, tiny_weights
+) -> None:
+    with TestClient(create_app(make_settings(tmp_path, tiny_weights))) as client:
+        add(client, synth_off("bed", 4), "bed.off", "bed")
+        old_id = client.get("/readyz").json()["model_id"]
+    torch.manual_seed(1)
+    model = gmvit.create_model("mini", num_views=12, num_classes=3, image_size=32)
+    new_weights = tmp_path / "new.pt"
+    gmvit.save_checkpoint(new_weights, model, TINY_CLASSES)
+    with TestClient(create_app(make_settings(tmp_path, new_weights))) as client:
+        ready = client.get("/readyz").json()
+        assert ready["ready"] and ready["shapes"] == 0 and ready["model_id"] != old_id
+        assert f"{old_id} (1 shapes)" in ready["detail"] and "gmvit reindex" in ready["detail"]
+        add(client, synth_off("chair", 5), "chair.off", "chair")
+        assert client.get("/readyz").json()["detail"] is None  # a new collection is started
+    with TestClient(create_app(make_settings(tmp_path, tiny_weights))) as client:
+        assert client.get("/shapes").json()["total"] == 1  # the old index, untouched
+
+
 @pytest.mark.parametrize(
     ("data", "name", "status", "words"),
     [
