@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from gmvit import Embedder, GMViTError, create_model, save_checkpoint
+from gmvit import Embedder, GMViTError, create_model, load_checkpoint, save_checkpoint
 from gmvit.runtime import BF16_MEAN_COSINE, BF16_MIN_COSINE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,14 +24,17 @@ INT8_MEAN_COSINE = 0.99
 @pytest.fixture(scope="module")
 def rendered() -> np.ndarray:
     """Synthetic shapes (not the calibration ones) rendered as the shipped students see
-    them: circle-12, 64 px."""
+    them: their rig and image size."""
     from gmvit.data.synth import CLASSES, make_shape, shape_rng
     from renderer import normalize, render_views
 
+    config = load_checkpoint(WEIGHTS / "gmvit-mini-synth10.pt").config
     return np.stack(
         [
             render_views(
-                normalize(make_shape(name, shape_rng(7, name, "test", 0))), "circle-12", 64
+                normalize(make_shape(name, shape_rng(7, name, "test", 0))),
+                config.rig,
+                config.image_size,
             )
             for name in CLASSES
         ]

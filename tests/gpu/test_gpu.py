@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from gmvit import Embedder
+from gmvit import Embedder, load_checkpoint
 from gmvit.runtime import BF16_MEAN_COSINE, BF16_MIN_COSINE
 from tests.gmvit.test_runtime import cosines
 
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "weights"
+SIZE = load_checkpoint(WEIGHTS / "gmvit-mini-synth10.pt").config.image_size  # the students'
 
 # Renders the synthetic test shapes in a fresh interpreter: the GL platform is chosen
 # when pyrender is first imported, so OSMesa and EGL cannot share a process.
@@ -52,7 +53,7 @@ def render(platform: str, size: int, out: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def osmesa_views(tmp_path_factory) -> np.ndarray:
-    return render("osmesa", 64, tmp_path_factory.mktemp("osmesa") / "views.npy")
+    return render("osmesa", SIZE, tmp_path_factory.mktemp("osmesa") / "views.npy")
 
 
 @pytest.mark.parametrize("variant", ["mini", "simple"])
@@ -71,7 +72,7 @@ def test_the_embedder_on_cuda_matches_the_cpu(variant, osmesa_views):
 
 
 def test_egl_renders_what_osmesa_renders(osmesa_views, tmp_path):
-    egl = render("egl", 64, tmp_path / "egl.npy")
+    egl = render("egl", SIZE, tmp_path / "egl.npy")
     assert egl.shape == osmesa_views.shape and egl.dtype == np.uint8
     # Two GL implementations: the same silhouettes and shading up to rounding and the
     # pixels on edges, not the same bytes.
