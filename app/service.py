@@ -123,8 +123,9 @@ class ShapeService:
         )
         resources.import_thumbnails(settings, index)
         service.stale_indexes = indexes_of_other_models(settings.index_root, embedder.model_id)
-        if service.stale_indexes and index.count() == 0:
-            log.warning("%s", service.stale_notice())
+        notice = service.stale_notice()
+        if notice:
+            log.warning("%s", notice)
         return service
 
     def stale_notice(self) -> str | None:
