@@ -134,6 +134,8 @@ def test_the_exported_student_and_its_int8_copy_agree_with_torch(mini_exports, r
     int8 = Embedder(mini_exports / "mini.int8.onnx")
     assert fp32.model_id == Embedder(weights).model_id
     assert int8.model_id == fp32.model_id + "-int8"
+    # The open-set thresholds travel with the graph, so an .onnx says "I don't know" alike.
+    assert fp32.open_set == int8.open_set == Embedder(weights).open_set is not None
     got = fp32.embed(rendered)
     np.testing.assert_allclose(got.descriptors, expected.descriptors, atol=ONNX_FP32_ATOL)
     quantised = int8.embed(rendered)
