@@ -285,8 +285,8 @@ def _open_for_writing(out: Path, manifest: dict) -> tuple[dict, dict]:
         old.setdefault("augment", {"copies": 0, "seed": 0})
         keys = ("rig", "size", "classes", "counts", "augment")
         same = all(old.get(k) == manifest[k] for k in keys) and [
-            s["source"] for s in old.get("shapes", [])
-        ] == [s["source"] for s in manifest["shapes"]]
+            (s["source"], s.get("perturbation")) for s in old.get("shapes", [])
+        ] == [(s["source"], s.get("perturbation")) for s in manifest["shapes"]]
         if not same:
             raise GMViTError(
                 f"{out} already holds a different render (rig {old.get('rig')}, size "

@@ -68,7 +68,29 @@ def test_a_drawn_perturbation_is_reproducible_and_recorded(chair):
     assert {d.retessellate for d in draws} == {"subdivide", "decimate", None}
     assert {d.mirror for d in draws} == {True, False}
     assert len({d.degrees for d in draws}) == 40  # any angle, not a few steps
+    noisy = [d for d in draws if d.sigma > 0]
+    assert noisy and all(d.noise_faces >= 2**10 for d in noisy)
+    assert all(d.noise_faces == 0 for d in draws if d.sigma == 0)
     before = chair.vertices.copy()
     one = draws[0].apply(chair, np.random.default_rng(1))
     assert np.array_equal(one.vertices, draws[0].apply(chair, np.random.default_rng(1)).vertices)
     assert np.array_equal(chair.vertices, before)  # the source mesh is left alone
+
+
+def test_noise_falls_on_a_surface_as_fine_as_a_real_mesh(chair):
+    # The synthetic families have a few hundred faces; a noisy copy is refined first, so its
+    # noise crumples a fine surface as it would a real mesh's.
+    assert len(chair.faces) < 2000
+    copy = perturb.Perturbation(0.0, False, None, 1.0, 0.002, 20_000)
+    noisy = copy.apply(chair, np.random.default_rng(0))
+    assert 20_000 <= len(noisy.faces) < 4 * 20_000
+    np.testing.assert_allclose(
+        noisy.bounds, chair.bounds, atol=0.02 * np.linalg.norm(chair.extents)
+    )
+    # Without noise nothing is refined: a finer flat surface renders as the coarse one.
+    assert len(perturb.Perturbation(0.0, False, None, 1.0, 0.0, 0).apply(chair, None).faces) == len(
+        chair.faces
+    )
+    # Refinement stops before passing the face budget.
+    assert perturb.refine(chair, 10**9).faces.shape[0] <= perturb.MAX_SUBDIVIDE_FACES
+    assert perturb.refine(chair, 10).faces.shape[0] == len(chair.faces)

@@ -161,3 +161,10 @@ def test_augmented_copies_are_rows_of_their_shape_with_their_perturbation(meshes
     assert again["shapes"] == manifest["shapes"]
     with pytest.raises(GMViTError, match="different render"):
         render_store(meshes, tmp_path / "aug", rig="circle-12", size=SIZE, augment=1)
+    # Copies drawn by another recipe (a store rendered before the draw changed) are too.
+    path = tmp_path / "aug" / "manifest.json"
+    older = json.loads(path.read_text())
+    del older["shapes"][1]["perturbation"]["noise_faces"]
+    path.write_text(json.dumps(older))
+    with pytest.raises(GMViTError, match="different render"):
+        render_store(meshes, tmp_path / "aug", rig="circle-12", size=SIZE, augment=2)
