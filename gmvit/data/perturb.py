@@ -72,18 +72,31 @@ def refine(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
 
 
 def decimate(mesh: trimesh.Trimesh, keep: float) -> trimesh.Trimesh:
-    """About `keep` of the faces left by quadric edge collapse (fast-simplification). A mesh
-    of fewer than `DECIMATE_MIN_FACES` faces is subdivided up to that many first, so that
-    decimating re-tessellates it instead of deleting its thin parts."""
+    """About `keep` of the faces left by quadric edge collapse (fast-simplification), on the
+    mesh welded (one vertex per position). A mesh of fewer than `DECIMATE_MIN_FACES` faces
+    is subdivided up to that many first, so that decimating re-tessellates it instead of
+    deleting its thin parts."""
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be in (0, 1], not {keep}")
-    mesh = refine(mesh, DECIMATE_MIN_FACES)
+    mesh = refine(_welded(mesh), DECIMATE_MIN_FACES)
     vertices, faces = fast_simplification.simplify(
         np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces), 1.0 - keep
     )
     if len(faces) == 0:  # too few faces to collapse any: keep the mesh as it is
         return _mesh(mesh.vertices, mesh.faces)
     return _mesh(vertices, faces)
+
+
+def _welded(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Vertices at one position made one, faces that collapse dropped. Exporters split
+    vertices along sharp edges and seams; a decimator that sees them split collapses each
+    piece alone and tears the surface apart."""
+    positions, where = np.unique(np.asarray(mesh.vertices), axis=0, return_inverse=True)
+    faces = where.ravel()[np.asarray(mesh.faces)]
+    whole = (
+        (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    )
+    return _mesh(positions, faces[whole])
 
 
 def _mesh(vertices, faces) -> trimesh.Trimesh:

@@ -42,6 +42,14 @@ def test_retessellation_keeps_the_surface_and_noise_moves_every_vertex(chair):
     coarser = perturb.decimate(sphere, 0.5)
     assert 0.4 * len(sphere.faces) <= len(coarser.faces) <= 0.6 * len(sphere.faces)
     assert coarser.area == pytest.approx(sphere.area, rel=0.05)
+    # A mesh split at every face (as exporters split it along seams and sharp edges) is
+    # decimated as one surface, not torn into pieces collapsed one by one.
+    soup = sphere.copy()
+    soup.unmerge_vertices()
+    torn = perturb.decimate(soup, 0.5)
+    assert 0.4 * len(soup.faces) <= len(torn.faces) <= 0.6 * len(soup.faces)
+    assert torn.area == pytest.approx(sphere.area, rel=0.05)
+    np.testing.assert_allclose(torn.bounds, sphere.bounds, atol=0.05)
     # A low-poly mesh is refined before decimation: its parts stay, its triangles change.
     few = perturb.decimate(chair, 0.5)
     assert len(few.faces) >= perturb.DECIMATE_MIN_FACES // 2
