@@ -10,9 +10,10 @@ from `rng` only, so a fixed seed gives the same copy:
   surface does not tear);
 - `rotation`: rotated about +Z (through the origin) by an angle uniform in [0, 360);
 - `subdivision`: every triangle split into four at its edge midpoints (the same surface);
-- `decimation`: quadric decimation (fast-simplification) to half the faces; a mesh under
-  `gmvit.data.perturb.DECIMATE_MIN_FACES` faces is first subdivided until it has that many,
-  so that halving re-triangulates it instead of deleting its thin parts;
+- `decimation`: quadric decimation (fast-simplification) of the welded mesh to half the
+  faces; a mesh under `gmvit.data.perturb.DECIMATE_MIN_FACES` faces is first subdivided
+  until it has that many, so that halving re-triangulates it instead of deleting its thin
+  parts;
 - `mirror`: reflected through the plane x = 0, faces reversed so they still face outwards.
 """
 
