@@ -2,9 +2,9 @@
 class names, written in the ModelNet layout so the real data set drops in unchanged.
 
 Class sets (`CLASS_SETS`):
-- `modelnet10` (`CLASSES`, the default): ten furniture classes built from boxes and
-  cylinders (`modelnet10.py`), unchanged since the project began: the service's demo set,
-  the tests and the shipped weights were made from them.
+- `modelnet10` (`CLASSES`, the default): ten furniture classes built from boxes,
+  cylinders and rounded blocks (`modelnet10.py`): the service's demo set, the tests and the
+  shipped weights are made from them.
 - `modelnet40` (`MODELNET40`): those ten and thirty more, built from surfaces of
   revolution, sweeps, extruded outlines, rounded boxes and capsules, each family with
   sub-styles and uneven tessellation (`furniture.py`, `vessels.py`, `things.py`).
@@ -155,7 +155,7 @@ def make_shape(class_name: str, rng: np.random.Generator) -> trimesh.Trimesh:
             f"unknown synthetic class {class_name!r}; choose one of {MODELNET40 + HELD_OUT}"
         ) from None
     parts = family(rng)
-    if class_name not in CLASSES:  # the ten keep the meshes they always had
+    if class_name not in CLASSES:  # the ten are left as their families build them
         parts = stand(_at_least(parts, MIN_FACES))
     mesh = _join(parts)
     angle = float(rng.uniform(-np.pi / 12, np.pi / 12))

@@ -1,11 +1,12 @@
-"""The ten ModelNet10 families: furniture built from boxes and cylinders.
+"""The ten ModelNet10 families: furniture built from boxes, cylinders and rounded blocks.
 
 Each class is a parametric family with wide variation (proportions, part counts, leg and
-back styles, arms, drawers, thickness). The confusable pairs of ModelNet10 are kept
-confusable on purpose: desk and table share tops and legs, dresser and night_stand are
-both drawer cabinets, bed and sofa are both long padded slabs with a raised end or back.
-These families draw exactly what they drew before the wider vocabulary arrived, so the
-same seed still writes the same bytes for them.
+back styles, arms, drawers, thickness), and the common kinds of its class as styles: beds
+on a solid base, on a tube or post frame (iron and day beds) and stacked (bunk and loft
+beds); chairs with legs and upholstered armchairs; straight and corner sofas. The
+confusable pairs of ModelNet10 are kept confusable on purpose: desk and table share tops
+and legs, dresser and night_stand are both drawer cabinets, bed and sofa are both long
+padded slabs with a raised end or back, an armchair is a short sofa.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import trimesh
 
-from gmvit.data.synth.parts import SECTIONS, box, cylinder, u
+from gmvit.data.synth.parts import SECTIONS, box, cylinder, rod, rounded_box, u
 
 
 def legs(
@@ -122,16 +123,20 @@ def padded_slab(
 
 
 def _bed(rng: np.random.Generator) -> list[trimesh.Trimesh]:
-    length, width = u(rng, 1.8, 2.2), u(rng, 0.9, 1.9)
-    leg = u(rng, 0.0, 0.25)
-    top = leg + u(rng, 0.25, 0.45)
-    parts = padded_slab(rng, length, width, top, leg)
-    headboard_h = top + u(rng, 0.2, 0.8)
-    board = u(rng, 0.04, 0.12)
-    parts.append(box((board, width, headboard_h), (-length / 2 - board / 2, 0, headboard_h / 2)))
-    if rng.random() < 0.5:  # footboard
-        foot_h = top + u(rng, 0.0, 0.3)
-        parts.append(box((board, width, foot_h), (length / 2 + board / 2, 0, foot_h / 2)))
+    style = rng.random()
+    if style < 0.3:
+        return _frame_bed(rng)
+    if style < 0.45:
+        return _bunk_bed(rng)
+    return _base_bed(rng)
+
+
+def _pillows_and_blanket(
+    rng: np.random.Generator, length: float, width: float, top: float
+) -> list[trimesh.Trimesh]:
+    """Pillows at the head end (x < 0) and maybe a folded blanket on a mattress whose top is
+    at z = `top`."""
+    parts = []
     pillows = int(rng.integers(0, 3)) if width > 1.3 else int(rng.integers(0, 2))
     for p in range(pillows):
         y = 0.0 if pillows == 1 else (p - 0.5) * width / 2
@@ -146,7 +151,175 @@ def _bed(rng: np.random.Generator) -> list[trimesh.Trimesh]:
     return parts
 
 
+def _base_bed(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    """A mattress on a solid base, a headboard panel, maybe a footboard."""
+    length, width = u(rng, 1.8, 2.2), u(rng, 0.9, 1.9)
+    leg = u(rng, 0.0, 0.25)
+    top = leg + u(rng, 0.25, 0.45)
+    parts = padded_slab(rng, length, width, top, leg)
+    headboard_h = top + u(rng, 0.2, 0.8)
+    board = u(rng, 0.04, 0.12)
+    parts.append(box((board, width, headboard_h), (-length / 2 - board / 2, 0, headboard_h / 2)))
+    if rng.random() < 0.5:  # footboard
+        foot_h = top + u(rng, 0.0, 0.3)
+        parts.append(box((board, width, foot_h), (length / 2 + board / 2, 0, foot_h / 2)))
+    return parts + _pillows_and_blanket(rng, length, width, top)
+
+
+def _frame_bed(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    """A mattress raised on a frame of thin posts and rails, open underneath: iron and
+    wooden frame beds; a third are day beds, with a railed back along one long side."""
+    length, width = u(rng, 1.8, 2.2), u(rng, 0.8, 1.7)
+    deck, mattress = u(rng, 0.25, 0.5), u(rng, 0.12, 0.25)
+    top = deck + mattress
+    r = u(rng, 0.01, 0.03)
+    round_tubes = rng.random() < 0.6
+
+    def post(x: float, y: float, height: float) -> trimesh.Trimesh:
+        if round_tubes:
+            return cylinder(r, height, (x, y, height / 2), sections=8)
+        return box((2 * r, 2 * r, height), (x, y, height / 2))
+
+    parts = [box((length, width, mattress), (0, 0, deck + mattress / 2))]
+    rail = u(rng, 0.04, 0.12)
+    parts += [box((length, 2 * r, rail), (0, sy * width / 2, deck - rail / 2)) for sy in (-1, 1)]
+    ends = ((-1, top + u(rng, 0.3, 0.8)), (1, top + u(rng, -0.1, 0.45)))
+    for sx, height in ends:
+        x = sx * length / 2
+        parts += [post(x, sy * width / 2, height) for sy in (-1, 1)]
+        if height < top + 0.05:  # a low foot end: two posts and nothing between
+            continue
+        parts.append(rod((x, -width / 2, height - r), (x, width / 2, height - r), r))
+        parts.append(rod((x, -width / 2, deck), (x, width / 2, deck), r))
+        bars = int(rng.integers(3, 14))
+        for b in range(bars):
+            y = -width / 2 + (b + 1) * width / (bars + 1)
+            parts.append(rod((x, y, deck), (x, y, height - r), r * 0.6, sections=6))
+    if rng.random() < 1 / 3:  # a day bed: a railed back along one long side
+        y = -width / 2
+        back = top + u(rng, 0.25, 0.5)
+        parts.append(rod((-length / 2, y, back), (length / 2, y, back), r))
+        bars = int(rng.integers(4, 16))
+        for b in range(bars):
+            x = -length / 2 + (b + 1) * length / (bars + 1)
+            parts.append(rod((x, y, top), (x, y, back), r * 0.6, sections=6))
+    return parts + _pillows_and_blanket(rng, length, width, top)
+
+
+def _bunk_bed(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    """Two mattresses stacked between four tall posts, a guard rail and a ladder; a third
+    are loft beds, with the lower bunk left out and a desk or shelves under the upper."""
+    length, width = u(rng, 1.9, 2.1), u(rng, 0.8, 1.2)
+    post_h = u(rng, 1.5, 1.9)
+    post = u(rng, 0.04, 0.08)
+    upper = post_h - u(rng, 0.35, 0.6)
+    loft = rng.random() < 1 / 3
+    mattress, board = u(rng, 0.1, 0.2), u(rng, 0.08, 0.2)
+    x, y = length / 2 - post / 2, width / 2 - post / 2
+    parts = [
+        box((post, post, post_h), (sx * x, sy * y, post_h / 2)) for sx in (-1, 1) for sy in (-1, 1)
+    ]
+    levels = [upper] if loft else [u(rng, 0.15, 0.35), upper]
+    for deck in levels:
+        parts += [box((length, post / 2, board), (0, sy * y, deck)) for sy in (-1, 1)]
+        parts += [box((post / 2, width, board), (sx * x, 0, deck)) for sx in (-1, 1)]
+        parts.append(
+            box((length - 2 * post, width - 2 * post, mattress), (0, 0, deck + mattress / 2))
+        )
+    # the ends: panels or rails between the posts above the upper deck
+    for sx in (-1, 1):
+        if rng.random() < 0.5:
+            parts.append(
+                box((post / 2, width, post_h - upper - 0.1), (sx * x, 0, (post_h + upper) / 2))
+            )
+        else:
+            parts.append(box((post / 2, width, post / 2), (sx * x, 0, post_h - post / 4)))
+    guard = upper + u(rng, 0.2, 0.35)
+    parts.append(box((length * 0.6, post / 2, post / 2), (-length * 0.2, y, guard)))
+    # the ladder on the front side: two rails and rungs
+    ladder_x = length / 2 - u(rng, 0.25, 0.45)
+    for dx in (-0.2, 0.2):
+        parts.append(box((0.04, 0.04, upper + 0.3), (ladder_x + dx, y + 0.04, (upper + 0.3) / 2)))
+    rungs = int(rng.integers(3, 7))
+    for k in range(rungs):
+        z = (k + 1) * upper / (rungs + 1)
+        parts.append(rod((ladder_x - 0.2, y + 0.04, z), (ladder_x + 0.2, y + 0.04, z), 0.015, 6))
+    if loft:
+        if rng.random() < 0.5:  # a desk under the bed
+            top = u(rng, 0.7, 0.78)
+            parts.append(box((length * 0.6, width * 0.8, 0.03), (-length * 0.15, 0, top)))
+            parts.append(box((0.03, width * 0.8, top), (-length * 0.45, 0, top / 2)))
+        else:  # shelves
+            shelf_h = u(rng, 0.6, upper - 0.1)
+            parts.append(box((0.4, width * 0.8, shelf_h), (-length / 2 + 0.25, 0, shelf_h / 2)))
+    return parts
+
+
 def _sofa(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    if rng.random() < 0.25:
+        return _corner_sofa(rng)
+    return _straight_sofa(rng)
+
+
+def _back_cushions(
+    rng: np.random.Generator,
+    x0: float,
+    x1: float,
+    y_back: float,
+    seat: float,
+    back_h: float,
+    most: int = 3,
+) -> list[trimesh.Trimesh]:
+    """From none to `most` loose cushions side by side, leaning on a back whose front face
+    is at y = `y_back`, between x0 and x1."""
+    count = int(rng.integers(0, most + 1))
+    if count == 0:
+        return []
+    thick, gap = u(rng, 0.1, 0.18), 0.02
+    width = (x1 - x0 - gap * (count + 1)) / count
+    height = (back_h - seat) * u(rng, 0.7, 0.95)
+    return [
+        rounded_box(
+            (width, thick, height),
+            (x0 + gap + width / 2 + c * (width + gap), y_back + thick / 2, seat + 0.1 + height / 2),
+            0.04,
+        )
+        for c in range(count)
+    ]
+
+
+def _corner_sofa(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    """Two seats at a right angle (an L): a long one along x, a wing along +y at its +x end,
+    backs on the outer sides, an arm at each free end."""
+    length, wing, depth = u(rng, 2.0, 3.0), u(rng, 1.4, 2.2), u(rng, 0.8, 1.0)
+    leg = u(rng, 0.0, 0.12)
+    seat = leg + u(rng, 0.25, 0.4)
+    back_t, back_h = u(rng, 0.12, 0.25), seat + u(rng, 0.25, 0.5)
+    arm_t, arm_h = u(rng, 0.1, 0.25), seat + u(rng, 0.1, 0.3)
+    corner_x = length / 2 - depth / 2  # the wing's centre line
+    wing_y = depth / 2 + (wing - depth) / 2
+    parts = [
+        box((length, depth, seat - leg), (0, 0, (seat + leg) / 2)),
+        box((depth, wing - depth, seat - leg), (corner_x, wing_y, (seat + leg) / 2)),
+        box((length, back_t, back_h - leg), (0, -depth / 2 + back_t / 2, (back_h + leg) / 2)),
+        box(
+            (back_t, wing, back_h - leg),
+            (length / 2 - back_t / 2, wing / 2 - depth / 2, (back_h + leg) / 2),
+        ),
+        box((arm_t, depth, arm_h - leg), (-length / 2 - arm_t / 2, 0, (arm_h + leg) / 2)),
+        box(
+            (depth, arm_t, arm_h - leg), (corner_x, wing - depth / 2 + arm_t / 2, (arm_h + leg) / 2)
+        ),
+    ]
+    if leg > 0:
+        parts += legs(rng, length, depth, leg, styles=("square", "round"), inset=0.02)
+    parts += _back_cushions(
+        rng, -length / 2, length / 2 - back_t, -depth / 2 + back_t, seat, back_h
+    )
+    return parts
+
+
+def _straight_sofa(rng: np.random.Generator) -> list[trimesh.Trimesh]:
     length, depth = u(rng, 1.4, 2.6), u(rng, 0.75, 1.0)
     leg = u(rng, 0.0, 0.15)
     seat = leg + u(rng, 0.25, 0.4)
@@ -174,10 +347,66 @@ def _sofa(rng: np.random.Generator) -> list[trimesh.Trimesh]:
     for c in range(cushions):
         cx = -length / 2 + gap + cushion_w / 2 + c * (cushion_w + gap)
         parts.append(box((cushion_w, depth - back_t - 0.04, 0.1), (cx, back_t / 2, seat + 0.05)))
-    return parts
+    return parts + _back_cushions(
+        rng, -length / 2, length / 2, -depth / 2 + back_t, seat + 0.1, back_h
+    )
 
 
 def _chair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    if rng.random() < 0.3:
+        return _armchair(rng)
+    return _legged_chair(rng)
+
+
+def _armchair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    """An upholstered armchair: rounded blocks for the seat, the arms and the back, on
+    short legs or on the floor; maybe wings, loose seat and back cushions."""
+    width, depth = u(rng, 0.65, 1.0), u(rng, 0.7, 0.95)
+    leg = u(rng, 0.0, 0.18) if rng.random() < 0.7 else 0.0
+    seat = leg + u(rng, 0.2, 0.32)
+    soft = u(rng, 0.01, 0.06)
+    arm_w, arm_h = u(rng, 0.08, 0.22), seat + u(rng, 0.12, 0.32)
+    back_t, back_h = u(rng, 0.12, 0.25), seat + u(rng, 0.35, 0.65)
+    inner = width - 2 * arm_w
+    parts = [
+        rounded_box((inner, depth - back_t, seat - leg), (0, back_t / 2, (seat + leg) / 2), soft),
+        rounded_box(
+            (width, back_t, back_h - leg), (0, -(depth - back_t) / 2, (back_h + leg) / 2), soft
+        ),
+    ]
+    parts += [
+        rounded_box(
+            (arm_w, depth, arm_h - leg), (sx * (width - arm_w) / 2, 0, (arm_h + leg) / 2), soft
+        )
+        for sx in (-1, 1)
+    ]
+    if rng.random() < 0.3:  # wings at the top of the back
+        wing_h = (back_h - arm_h) * 0.8
+        parts += [
+            rounded_box(
+                (arm_w, depth * 0.35, wing_h),
+                (
+                    sx * (width - arm_w) / 2,
+                    -depth / 2 + depth * 0.175 + back_t,
+                    back_h - wing_h / 2,
+                ),
+                soft,
+            )
+            for sx in (-1, 1)
+        ]
+    if rng.random() < 0.7:  # a seat cushion
+        parts.append(
+            rounded_box(
+                (inner - 0.02, depth - back_t - 0.03, 0.1), (0, back_t / 2, seat + 0.05), 0.03
+            )
+        )
+    parts += _back_cushions(rng, -inner / 2, inner / 2, -depth / 2 + back_t, seat + 0.1, back_h, 1)
+    if leg > 0:
+        parts += legs(rng, width, depth, leg, styles=("square", "round"), inset=0.03)
+    return parts
+
+
+def _legged_chair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
     width, depth = u(rng, 0.4, 0.6), u(rng, 0.4, 0.6)
     seat_z, seat_t = u(rng, 0.4, 0.5), u(rng, 0.03, 0.1)
     parts = legs(rng, width, depth, seat_z - seat_t, styles=("square", "round", "pedestal"))
