@@ -91,11 +91,17 @@ def _written_once(folder: Path, write: Callable[[Path], object]) -> Path:
 
 
 def _key(names: Sequence[str]) -> str:
-    return hashlib.sha1(",".join(names).encode()).hexdigest()[:8]
+    """The classes and what their families draw now (the first test shape of each), so a
+    family that changes gets a new folder instead of the shapes it drew before."""
+    digest = hashlib.sha1(",".join(names).encode())
+    for name in names:
+        mesh = synth.make_shape(name, synth.shape_rng(0, name, "test", 0))
+        digest.update(np.asarray(mesh.vertices, dtype=np.float64).tobytes())
+    return digest.hexdigest()[:8]
 
 
 def synth_folder(data_dir: Path, classes: Sequence[str], split: str, per_class: int) -> Path:
-    """`<data>/synth/seed0-<classes>/<split>-<n>/<class>/<split>/*.off`: the first
+    """`<data>/synth/seed0-<_key(classes)>/<split>-<n>/<class>/<split>/*.off`: the first
     `per_class` shapes of each class of seed 0's split (the shipped weights' data)."""
     train = per_class if split == "train" else 0
     return _written_once(

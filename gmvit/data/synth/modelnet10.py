@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import trimesh
 
-from gmvit.data.synth.parts import SECTIONS, box, cylinder, rod, rounded_box, u
+from gmvit.data.synth.parts import SECTIONS, box, cylinder, rod, rounded_box, sheet, stand, u
 
 
 def legs(
@@ -353,9 +353,55 @@ def _straight_sofa(rng: np.random.Generator) -> list[trimesh.Trimesh]:
 
 
 def _chair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
-    if rng.random() < 0.3:
+    style = rng.random()
+    if style < 0.25:
         return _armchair(rng)
+    if style < 0.45:
+        return _shell_chair(rng)
     return _legged_chair(rng)
+
+
+def _shell_chair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
+    """A one-piece moulded shell, the seat running into a leaning back and the sides raised,
+    on a pedestal with a disc or a star of feet, or on four thin splayed legs: tulip,
+    moulded plastic and swivel chairs."""
+    width, depth = u(rng, 0.45, 0.7), u(rng, 0.42, 0.6)
+    seat_z, back_h = u(rng, 0.4, 0.48), u(rng, 0.3, 0.55)
+    lift, lean, taper = u(rng, 0.03, 0.15), u(rng, 0.05, 0.2), u(rng, -0.2, 0.4)
+    along = np.linspace(0.0, 1.0, 16)  # 0: the seat's front edge, 1: the back's top
+    bend = depth / (depth + back_h)
+    seat = along < bend
+    rise = np.clip((along - bend) / (1 - bend), 0.0, 1.0)
+    y = np.where(seat, depth / 2 - along / bend * depth, -depth / 2 - rise * lean)
+    z = np.where(seat, seat_z - 0.03 * np.sin(np.pi * along / bend), seat_z + rise * back_h)
+    across = np.linspace(-0.5, 0.5, 12)
+    x = width * across[None, :] * (1 - taper * rise[:, None])
+    grid = np.stack(
+        (x, np.repeat(y[:, None], 12, 1), z[:, None] + lift * (2 * across[None, :]) ** 2), -1
+    )
+    shell = sheet(grid, u(rng, 0.01, 0.03))
+    if shell.volume < 0:
+        shell.invert()
+    parts = [shell]
+    under = seat_z - 0.04
+    if rng.random() < 0.6:  # a pedestal
+        parts.append(cylinder(u(rng, 0.02, 0.045), under, (0, 0, under / 2)))
+        reach = u(rng, 0.2, 0.3)
+        if rng.random() < 0.5:
+            parts.append(cylinder(reach, 0.025, (0, 0, 0.0125)))
+        else:
+            feet = int(rng.integers(4, 6))
+            for f in range(feet):
+                angle = 2 * np.pi * f / feet
+                end = (reach * np.cos(angle), reach * np.sin(angle), 0.02)
+                parts.append(rod((0, 0, 0.04), end, 0.02, sections=6))
+    else:  # four splayed legs
+        radius = u(rng, 0.008, 0.02)
+        for sx in (-1, 1):
+            for sy in (-1, 1):
+                top = (sx * width * 0.3, sy * depth * 0.3, under)
+                parts.append(rod(top, (sx * width * 0.45, sy * depth * 0.45, 0.0), radius, 6))
+    return stand(parts)  # a slanted rod's end dips below its axis
 
 
 def _armchair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
