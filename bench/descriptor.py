@@ -37,6 +37,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -81,12 +82,19 @@ SYNTH_TEST_PER_CLASS = 30  # the shipped weights' test split
 
 def _written_once(folder: Path, write: Callable[[Path], object]) -> Path:
     """`folder`, filled by `write(staging)` and renamed into place the first time: a run
-    killed half-way leaves no half folder behind."""
+    killed half-way leaves no half folder behind, and two runs at once each write their own
+    staging folder (the data is seeded, so whichever lands first is the same)."""
     if not folder.is_dir():
-        staging = folder.with_name(f".{folder.name}-staging")
-        shutil.rmtree(staging, ignore_errors=True)
-        write(staging)
-        staging.rename(folder)
+        staging = folder.with_name(f".{folder.name}-{uuid.uuid4().hex[:8]}")
+        try:
+            write(staging)
+            try:
+                staging.rename(folder)
+            except OSError:
+                if not folder.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
