@@ -5,8 +5,10 @@ and a commit piece: any number of `gmvit worker` processes (on any machine that 
 data dir) share the chunks, and the last chunk to finish enqueues the commit. A running
 piece keeps a liveness key alive in Redis; the server's reaper re-enqueues a piece whose
 key expired (its worker was killed, its machine lost, or Redis went away under it), up to
-`MAX_ATTEMPTS` times, and fails the job after that. Pieces are idempotent: a chunk run
-twice writes the same part and counts its files once.
+`MAX_ATTEMPTS` times, and fails the job after that; it also enqueues the commit that a
+last chunk whose worker died between writing its part and enqueueing the commit left
+behind. Pieces are idempotent: a chunk run twice writes the same part and counts its files
+once.
 """
 
 from __future__ import annotations
@@ -149,10 +151,21 @@ class RQJobs:
             pieces = [state.chunk_piece(n) for n in range(job.chunks) if n not in parts]
             if self.redis.sismember(self.store.key(job.id, "claims"), "commit"):
                 pieces.append("commit")
+            elif not pieces and self.store.claim(job.id, "commit"):
+                # Every part is written and no chunk claimed the commit: the last one's
+                # worker died between the two. (A chunk claiming it now loses the claim.)
+                self._enqueue_commit(job)
+                return
         for piece in pieces:
             attempt = int(self.redis.hget(self.store.key(job.id, "attempts"), piece) or 0)
             rq_job = self._rq_job(job.id, piece, attempt)
             if self._alive(job.id, piece) or self._waiting(rq_job):
+                continue
+            if piece == "commit" and rq_job is None and attempt == 0:
+                # Claimed but never enqueued: wait for the chunk that claimed it, unless
+                # its worker died between the claim and the enqueue.
+                if not any(self._alive(job.id, state.chunk_piece(n)) for n in range(job.chunks)):
+                    self._enqueue_commit(job)
                 continue
             if rq_job is None or attempt + 1 >= MAX_ATTEMPTS:
                 if rq_job is None:
@@ -171,6 +184,24 @@ class RQJobs:
                 job_id=f"{job.id}-{piece}-try{attempt + 1}",
                 job_timeout=-1,
             )
+
+    def _enqueue_commit(self, job: Job) -> None:
+        """The commit piece, with the folder its chunks were given."""
+        chunk = state.chunk_piece(0)
+        attempt = int(self.redis.hget(self.store.key(job.id, "attempts"), chunk) or 0)
+        rq_chunk_job = self._rq_job(job.id, chunk, attempt)
+        if rq_chunk_job is None:
+            state.give_up(self.store, job.id, "its chunks were lost from the queue")
+            self.folders.remove(job.id)
+            return
+        log.warning("job %s: the commit was never enqueued; enqueueing it", job.id)
+        self.queue.enqueue(
+            rq_commit,
+            job.id,
+            rq_chunk_job.args[2],
+            job_id=f"{job.id}-commit",
+            job_timeout=-1,
+        )
 
     def _rq_job(self, job_id: str, piece: str, attempt: int):
         """The RQ job of the piece's latest attempt (None if Redis lost it)."""

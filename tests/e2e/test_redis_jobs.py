@@ -273,3 +273,43 @@ def test_a_piece_that_keeps_dying_fails_its_job_after_three_tries(tmp_path, redi
     finally:
         backend.redis.flushdb()
         backend.close()
+
+
+def test_a_commit_whose_chunk_died_before_enqueueing_it_is_enqueued(tmp_path, redis_url) -> None:
+    # The last chunk to finish writes its part, claims the commit, then enqueues it; a
+    # worker killed between two of those steps must not leave the job running for ever.
+    from app.jobs import JobFolders, RQJobs, state
+    from app.jobs.backends import rq_chunk
+
+    other_db = redis_url.rsplit("/", 1)[0] + "/6"  # no worker listens there
+    backend = RQJobs(other_db, JobFolders(tmp_path / "jobs"), stale_s=1)
+    try:
+        for claimed in (False, True):
+            backend.redis.flushdb()
+            job = state.Job(id=state.new_job_id(), kind="reindex", source="x", chunks=2)
+            backend.store.create(job)
+            assert state.start(backend.store, job.id)
+            for number in range(2):
+                backend.queue.enqueue(
+                    rq_chunk, job.id, number, "/the/folder", [], [],
+                    job_id=f"{job.id}-chunk-{number}",
+                )  # fmt: skip
+                backend.store.part_done(job.id, number)
+            if claimed:
+                assert backend.store.claim(job.id, "commit")
+            if claimed:  # while the chunk that claimed it is alive, it enqueues it itself
+                backend.redis.set(backend.store.key(job.id, "alive:chunk-1"), "1")
+                backend.reap()
+                assert backend.queue.fetch_job(f"{job.id}-commit") is None
+                backend.redis.delete(backend.store.key(job.id, "alive:chunk-1"))
+            # Unclaimed, the reaper claims it at once (a chunk claiming it now loses).
+            backend.reap()
+            commit = backend.queue.fetch_job(f"{job.id}-commit")
+            assert commit is not None and commit.args == (job.id, "/the/folder"), claimed
+            assert backend.store.get(job.id).state == state.RUNNING
+            assert not backend.store.claim(job.id, "commit")  # no chunk enqueues it again
+            backend.reap()  # queued: nothing more to do
+            assert backend.queue.count == 3  # the two chunks and one commit
+    finally:
+        backend.redis.flushdb()
+        backend.close()
