@@ -24,7 +24,7 @@ class set.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +32,8 @@ import trimesh
 from tqdm import tqdm
 
 from gmvit.data.synth import furniture, held_out, modelnet10, things, vessels
-from gmvit.data.synth.parts import stand
+from gmvit.data.synth.parts import Family, stand
 from renderer.layout import SPLITS
-
-Family = Callable[[np.random.Generator], list[trimesh.Trimesh]]
 
 CLASSES: tuple[str, ...] = (
     "bathtub",

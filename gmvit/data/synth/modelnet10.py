@@ -11,12 +11,20 @@ padded slabs with a raised end or back, an armchair is a short sofa.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import trimesh
 
-from gmvit.data.synth.parts import SECTIONS, box, cylinder, rod, rounded_box, sheet, stand, u
+from gmvit.data.synth.parts import (
+    SECTIONS,
+    Family,
+    box,
+    cylinder,
+    rod,
+    rounded_box,
+    sheet,
+    stand,
+    u,
+)
 
 
 def legs(
@@ -122,13 +130,20 @@ def padded_slab(
     return parts
 
 
+def _one_style(
+    rng: np.random.Generator, styles: tuple[tuple[float, Family], ...], otherwise: Family
+) -> list[trimesh.Trimesh]:
+    """One draw in [0, 1) picks the style: the first whose bound it is under, else
+    `otherwise`."""
+    draw = rng.random()
+    for bound, style in styles:
+        if draw < bound:
+            return style(rng)
+    return otherwise(rng)
+
+
 def _bed(rng: np.random.Generator) -> list[trimesh.Trimesh]:
-    style = rng.random()
-    if style < 0.3:
-        return _frame_bed(rng)
-    if style < 0.45:
-        return _bunk_bed(rng)
-    return _base_bed(rng)
+    return _one_style(rng, ((0.3, _frame_bed), (0.45, _bunk_bed)), _base_bed)
 
 
 def _pillows_and_blanket(
@@ -256,9 +271,7 @@ def _bunk_bed(rng: np.random.Generator) -> list[trimesh.Trimesh]:
 
 
 def _sofa(rng: np.random.Generator) -> list[trimesh.Trimesh]:
-    if rng.random() < 0.25:
-        return _corner_sofa(rng)
-    return _straight_sofa(rng)
+    return _one_style(rng, ((0.25, _corner_sofa),), _straight_sofa)
 
 
 def _back_cushions(
@@ -353,12 +366,7 @@ def _straight_sofa(rng: np.random.Generator) -> list[trimesh.Trimesh]:
 
 
 def _chair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
-    style = rng.random()
-    if style < 0.25:
-        return _armchair(rng)
-    if style < 0.45:
-        return _shell_chair(rng)
-    return _legged_chair(rng)
+    return _one_style(rng, ((0.25, _armchair), (0.45, _shell_chair)), _legged_chair)
 
 
 def _shell_chair(rng: np.random.Generator) -> list[trimesh.Trimesh]:
@@ -682,7 +690,7 @@ def _toilet(rng: np.random.Generator) -> list[trimesh.Trimesh]:
     return parts
 
 
-FAMILIES: dict[str, Callable[[np.random.Generator], list[trimesh.Trimesh]]] = {
+FAMILIES: dict[str, Family] = {
     "bathtub": _bathtub,
     "bed": _bed,
     "chair": _chair,

@@ -10,7 +10,7 @@ meshed parts side by side.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import trimesh
@@ -21,6 +21,8 @@ from shapely.geometry import LineString, Point, Polygon
 SECTIONS = 16  # cylinder facets of the ModelNet10 families: round enough at 224 px, few faces
 
 Vec = tuple[float, float, float] | np.ndarray
+# A family draws one shape's parts from a generator.
+Family = Callable[[np.random.Generator], list[trimesh.Trimesh]]
 
 
 def u(rng: np.random.Generator, low: float, high: float) -> float:
