@@ -45,10 +45,9 @@ def mirror(mesh: trimesh.Trimesh, axis: int = 1) -> trimesh.Trimesh:
 def jitter(mesh: trimesh.Trimesh, sigma: float, rng: np.random.Generator) -> trimesh.Trimesh:
     """Every vertex position moved by Gaussian noise of `sigma` times the bounding box's
     diagonal; vertices at one position move together, so the surface does not tear."""
-    vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    positions, where = np.unique(vertices, axis=0, return_inverse=True)
+    positions, where = _positions(mesh)
     noise = rng.normal(0.0, sigma * diagonal(mesh), positions.shape)
-    return _mesh(vertices + noise[where.ravel()], mesh.faces)
+    return _mesh(positions[where] + noise[where], mesh.faces)
 
 
 def diagonal(mesh: trimesh.Trimesh) -> float:
@@ -87,12 +86,19 @@ def decimate(mesh: trimesh.Trimesh, keep: float) -> trimesh.Trimesh:
     return _mesh(vertices, faces)
 
 
+def _positions(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct vertex positions, and for each vertex the index of its position."""
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    positions, where = np.unique(vertices, axis=0, return_inverse=True)
+    return positions, where.ravel()
+
+
 def _welded(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """Vertices at one position made one, faces that collapse dropped. Exporters split
     vertices along sharp edges and seams; a decimator that sees them split collapses each
     piece alone and tears the surface apart."""
-    positions, where = np.unique(np.asarray(mesh.vertices), axis=0, return_inverse=True)
-    faces = where.ravel()[np.asarray(mesh.faces)]
+    positions, where = _positions(mesh)
+    faces = where[np.asarray(mesh.faces)]
     whole = (
         (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
     )
