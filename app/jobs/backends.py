@@ -22,12 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from app.jobs import runner, state
 from app.jobs.layout import JobFolders
 from app.jobs.runner import ReindexTarget
 from app.jobs.state import Job, JobStore, MemoryJobStore, RedisJobStore
+
+if TYPE_CHECKING:  # rq is imported where a piece runs: the threads backend needs none
+    import rq
 
 log = logging.getLogger("gmvit.jobs")
 
@@ -154,7 +157,7 @@ class RQJobs:
             elif not pieces and self.store.claim(job.id, "commit"):
                 # Every part is written and no chunk claimed the commit: the last one's
                 # worker died between the two. (A chunk claiming it now loses the claim.)
-                self._enqueue_commit(job)
+                self._enqueue_lost_commit(job)
                 return
         for piece in pieces:
             attempt = int(self.redis.hget(self.store.key(job.id, "attempts"), piece) or 0)
@@ -165,7 +168,7 @@ class RQJobs:
                 # Claimed but never enqueued: wait for the chunk that claimed it, unless
                 # its worker died between the claim and the enqueue.
                 if not any(self._alive(job.id, state.chunk_piece(n)) for n in range(job.chunks)):
-                    self._enqueue_commit(job)
+                    self._enqueue_lost_commit(job)
                 continue
             if rq_job is None or attempt + 1 >= MAX_ATTEMPTS:
                 if rq_job is None:
@@ -185,7 +188,7 @@ class RQJobs:
                 job_timeout=-1,
             )
 
-    def _enqueue_commit(self, job: Job) -> None:
+    def _enqueue_lost_commit(self, job: Job) -> None:
         """The commit piece, with the folder its chunks were given."""
         chunk = state.chunk_piece(0)
         attempt = int(self.redis.hget(self.store.key(job.id, "attempts"), chunk) or 0)
@@ -195,13 +198,7 @@ class RQJobs:
             self.folders.remove(job.id)
             return
         log.warning("job %s: the commit was never enqueued; enqueueing it", job.id)
-        self.queue.enqueue(
-            rq_commit,
-            job.id,
-            rq_chunk_job.args[2],
-            job_id=f"{job.id}-commit",
-            job_timeout=-1,
-        )
+        enqueue_commit(self.queue, job.id, rq_chunk_job.args[2])
 
     def _rq_job(self, job_id: str, piece: str, attempt: int):
         """The RQ job of the piece's latest attempt (None if Redis lost it)."""
@@ -346,11 +343,15 @@ def rq_chunk(job_id: str, number: int, root: str, files: list[list], inside: lis
         )
         job = store.get(job_id)
         if store.part_done(job_id, number) == job.chunks and store.claim(job_id, "commit"):
-            rq.Queue(RQ_QUEUE, connection=store.redis).enqueue(
-                rq_commit, job_id, root, job_id=f"{job_id}-commit", job_timeout=-1
-            )
+            enqueue_commit(rq.Queue(RQ_QUEUE, connection=store.redis), job_id, root)
 
     _run(job_id, state.chunk_piece(number), root, work)
+
+
+def enqueue_commit(queue: rq.Queue, job_id: str, root: str) -> None:
+    """The commit piece of a job whose chunks were given `root`: enqueued by the chunk that
+    claims it, or by the reaper when that chunk's worker died before enqueueing it."""
+    queue.enqueue(rq_commit, job_id, root, job_id=f"{job_id}-commit", job_timeout=-1)
 
 
 def rq_commit(job_id: str, root: str) -> None:
