@@ -384,9 +384,10 @@ class _Generation:
         self.vectors.write(self.path / "vectors.faiss", Snapshot(self.log.epoch, self.log.size))
         self.log_records = 0
 
-    def compact(self) -> None:
-        """Rewrite the log as one add per live vector (a new epoch), then snapshot it. The
-        vectors are the log's own where the index keeps only codes of them (PQ, SQ)."""
+    def compact(self, *, snapshot: bool = True) -> None:
+        """Rewrite the log as one add per live vector (a new epoch), then snapshot it
+        (unless the caller snapshots what it makes of the vectors next). The vectors are the
+        log's own where the index keeps only codes of them (PQ, SQ)."""
         ids, vectors = self.vectors.live_vectors()
         if not self.vectors.exact:
             logged = {
@@ -400,13 +401,15 @@ class _Generation:
                 else vectors
             )
         order = np.argsort(ids)
-        epoch, size = write_log(self.log.path, zip(ids[order], vectors[order], strict=True))
+        epoch, size = write_log(self.log.path, ((ids[i], vectors[i]) for i in order))
         self.log.close()
         self.log = AppendLog(self.log.path)
+        self.log_records = 0
         if not self.vectors.exact and self.vectors.has_tombstones:
             self.vectors = self.vectors.rebuilt(ids, vectors)
-        self.vectors.write(self.path / "vectors.faiss", Snapshot(epoch, size))
-        self.log_records = 0
+        del ids, vectors
+        if snapshot:
+            self.vectors.write(self.path / "vectors.faiss", Snapshot(epoch, size))
 
     def state_key(self) -> tuple | None:
         """Changes whenever another process appends to or rewrites the log."""
@@ -878,8 +881,9 @@ class IndexBuilder:
             with self._file_lock.held():
                 live_name = _read_current(self._dir)
                 self._carry_over(self._dir / live_name)
-                self._gen.compact()  # the whole log and its snapshot, fsync'd
-                if self._gen.vectors.staged:  # IVF/PQ: trained on what the build holds
+                staged = self._gen.vectors.staged
+                self._gen.compact(snapshot=not staged)  # the whole log (and snapshot), fsync'd
+                if staged:  # IVF/PQ: trained on what the build holds, then its snapshot
                     self._gen.vectors = self._gen.vectors.trained()
                     self._gen.snapshot()
                 self._gen.store.make_durable()
