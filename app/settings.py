@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     reindex_chunk: int = Field(
         32, ge=1, description="files per reindex piece; on Redis, workers share the pieces"
     )
+    reindex_threads: int | None = Field(
+        None,
+        ge=1,
+        description="files a reindex loads and renders at once; default twice GMVIT_WORKERS, "
+        "so that rendering goes on while the shapes rendered before wait for a forward pass",
+    )
     job_stale_s: float = Field(
         30.0, gt=0, description="a running job without heartbeat this long is reported lost"
     )
@@ -97,6 +103,10 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @property
+    def reindex_render_threads(self) -> int:
+        return self.reindex_threads or 2 * self.workers
 
     @property
     def data_path(self) -> Path:

@@ -64,8 +64,11 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"the server was not ready within {timeout_s:.0f} s")
 
-    def wait_for_job(self, job_id: str | None = None, timeout_s: float = 3600.0) -> dict:
-        """Poll a job (by default the newest) until it ends; return it if it succeeded."""
+    def wait_for_job(
+        self, job_id: str | None = None, timeout_s: float = 3600.0, poll_s: float = 0.5
+    ) -> dict:
+        """Poll a job (by default the newest) every `poll_s` until it ends; return it if it
+        succeeded."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.check_alive()
@@ -83,7 +86,7 @@ class Server:
                 if job["state"] != "succeeded":
                     raise RuntimeError(f"the {job['kind']} job {job['state']}: {job['error']}")
                 return job
-            time.sleep(0.5)
+            time.sleep(poll_s)
         raise RuntimeError(f"the server's job did not finish within {timeout_s:.0f} s")
 
     def reindex(self, folder: Path) -> dict:

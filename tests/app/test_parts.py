@@ -26,6 +26,9 @@ def test_settings_come_from_gmvit_variables(monkeypatch, tmp_path) -> None:
     assert settings.data_path == tmp_path
     assert settings.allowed_roots == [Path("/data/a"), tmp_path / "b"]
     assert settings.redis_url is None and settings.workers == 3
+    assert settings.reindex_render_threads == 6  # twice the workers unless set
+    monkeypatch.setenv("GMVIT_REINDEX_THREADS", "5")
+    assert Settings().reindex_render_threads == 5
     monkeypatch.setenv("GMVIT_ALLOWED_ROOTS", '["/x", "/y"]')
     assert Settings().allowed_roots == [Path("/x"), Path("/y")]
 
