@@ -35,7 +35,7 @@ EXACT_SCAN_MAX = 4096
 HNSW_EF_SEARCH = 64
 # Candidates per insertion into an HNSW graph. On clustered 512-d descriptors at 1M
 # (bench/index.py), FAISS's default of 40 gave recall@10 0.76 at efSearch 64 and 0.92 at
-# 512; 160 gives 0.998 at 64 (0.4 ms) for 3x the build time, small beside rendering.
+# 512; 160 gives 0.998 at 64 (0.4 ms) for 3.3x the build time, small beside rendering.
 HNSW_EF_CONSTRUCTION = 160
 # IVF's inverted lists probed per query (ShapeIndex.open(nprobe=...) changes it).
 IVF_NPROBE = 16
