@@ -112,9 +112,7 @@ class ShapeService:
         if settings.redis_url:
             jobs: JobBackend = RQJobs(settings.redis_url, folders, settings.job_stale_s)
         else:
-            target = ReindexTarget(
-                settings, embedder, index, folders, threads=settings.reindex_render_threads
-            )
+            target = ReindexTarget(settings, embedder, index, folders)
             jobs = InProcessJobs(target)
         service = cls(
             settings,

@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
         embedder=embedder,
         index=resources.open_index(settings, embedder.model_id),
         folders=jobs.JobFolders(settings.jobs_dir),
-        threads=settings.reindex_render_threads,
     )
     try:
         jobs.run_worker(target, settings.redis_url, burst=args.burst)

@@ -45,16 +45,16 @@ class JobFailed(Exception):
 
 @dataclass
 class ReindexTarget:
-    """What a reindex works with: settings, the model, the index (shared with other
-    processes), the job folders, and how many files it renders at once."""
+    """What a reindex works with: settings (how many files it renders at once among
+    them), the model, the index (shared with other processes) and the job folders."""
 
     settings: Settings
     embedder: pipeline.ViewEmbedder
     index: ShapeIndex
     folders: JobFolders
-    threads: int = 1
 
     def __post_init__(self) -> None:
+        self.threads = self.settings.reindex_render_threads
         # Kept for every chunk: each thread keeps its renderer (a GL context) between files.
         self.render_threads = ThreadPoolExecutor(self.threads, thread_name_prefix="reindex")
 
