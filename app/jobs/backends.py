@@ -120,6 +120,8 @@ class RQJobs:
         self.folders = folders
         self.stale_s = stale_s
         self.queue = rq.Queue(RQ_QUEUE, connection=self.redis)
+        # RQ job id -> when the reaper first saw it out of the queue, not yet started.
+        self._taken_at: dict[str, float] = {}
 
     def new_folder(self, job_id: str) -> Path:
         return self.folders.create(job_id, in_process=False)
@@ -180,6 +182,7 @@ class RQJobs:
                 self.folders.remove(job.id)
                 return
             log.warning("job %s: %s lost its worker; running it again", job.id, piece)
+            self._taken_at.pop(rq_job.id, None)
             self.redis.hset(self.store.key(job.id, "attempts"), piece, attempt + 1)
             self.queue.enqueue(
                 rq_job.func,
@@ -218,8 +221,17 @@ class RQJobs:
         if rq_job is None:
             return False
         status = rq_job.get_status()
-        if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+        if status in (JobStatus.DEFERRED, JobStatus.SCHEDULED):
             return True
+        if status == JobStatus.QUEUED:
+            if self.redis.lpos(self.queue.key, rq_job.id) is not None:
+                self._taken_at.pop(rq_job.id, None)
+                return True
+            # Out of the queue but never started: a worker took it and died (or lost Redis)
+            # before marking it started, and RQ gives it up only after minutes. A live
+            # worker marks it within moments, so give that stale_s.
+            taken = self._taken_at.setdefault(rq_job.id, time.monotonic())
+            return time.monotonic() - taken < self.stale_s
         started = rq_job.started_at
         return (
             status == JobStatus.STARTED

@@ -275,6 +275,42 @@ def test_a_piece_that_keeps_dying_fails_its_job_after_three_tries(tmp_path, redi
         backend.close()
 
 
+def test_a_piece_taken_by_a_worker_that_died_before_starting_it_runs_again(
+    tmp_path, redis_url
+) -> None:
+    # RQ moves a job from its queue to an intermediate list, then marks it started; a
+    # worker that loses Redis (or dies) in between leaves it "queued" in no queue, which
+    # RQ itself gives up only minutes later. Seen in CI: a reindex that never ended.
+    from app.jobs import JobFolders, RQJobs, state
+    from app.jobs.backends import rq_chunk
+
+    other_db = redis_url.rsplit("/", 1)[0] + "/7"  # no worker listens there
+    backend = RQJobs(other_db, JobFolders(tmp_path / "jobs"), stale_s=1)
+    try:
+        backend.redis.flushdb()
+        job = state.Job(id=state.new_job_id(), kind="reindex", source="x", chunks=1)
+        backend.store.create(job)
+        assert state.start(backend.store, job.id)
+        queued = backend.queue.enqueue(
+            rq_chunk, job.id, 0, "/the/folder", [], [], job_id=f"{job.id}-chunk-0"
+        )
+        backend.reap()  # in the queue: waiting for a worker
+        assert backend.queue.job_ids == [queued.id]
+        backend.redis.lmove(backend.queue.key, backend.queue.intermediate_queue_key)
+        assert backend.queue.job_ids == [] and queued.get_status() == "queued"
+        backend.reap()  # just taken: a live worker marks it started within moments
+        assert backend.queue.job_ids == []
+        wait_until(
+            lambda: (backend.reap(), backend.queue.job_ids)[1] == [f"{job.id}-chunk-0-try1"],
+            30,
+            "the piece enqueued again",
+        )
+        assert backend.store.get(job.id).state == state.RUNNING
+    finally:
+        backend.redis.flushdb()
+        backend.close()
+
+
 def test_a_commit_whose_chunk_died_before_enqueueing_it_is_enqueued(tmp_path, redis_url) -> None:
     # The last chunk to finish writes its part, claims the commit, then enqueues it; a
     # worker killed between two of those steps must not leave the job running for ever.
