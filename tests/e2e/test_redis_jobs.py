@@ -242,22 +242,36 @@ def test_a_chunk_whose_worker_is_killed_runs_again_on_another(stack, synthetic_s
     )
 
 
-def test_a_piece_that_keeps_dying_fails_its_job_after_three_tries(tmp_path, redis_url) -> None:
-
-    from rq.job import JobStatus
-
+@contextmanager
+def _one_chunk_job(tmp_path: Path, redis_url: str) -> Iterator[tuple]:
+    """(backend, job, its one chunk's RQ job): a running job on a Redis database no
+    worker listens to, its chunk queued; the reaper's view of it is up to the test."""
     from app.jobs import JobFolders, RQJobs, state
-    from app.jobs.backends import MAX_ATTEMPTS, rq_chunk
+    from app.jobs.backends import rq_chunk
 
-    other_db = redis_url.rsplit("/", 1)[0] + "/7"  # no worker listens there
+    other_db = redis_url.rsplit("/", 1)[0] + "/7"
     backend = RQJobs(other_db, JobFolders(tmp_path / "jobs"), stale_s=1)
     try:
         backend.redis.flushdb()
         job = state.Job(id=state.new_job_id(), kind="reindex", source="x", chunks=1)
         backend.store.create(job)
         assert state.start(backend.store, job.id)
-        backend.queue.enqueue(rq_chunk, job.id, 0, "/nowhere", [], [], job_id=f"{job.id}-chunk-0")
-        queued = backend.queue.fetch_job(f"{job.id}-chunk-0")
+        queued = backend.queue.enqueue(
+            rq_chunk, job.id, 0, "/the/folder", [], [], job_id=f"{job.id}-chunk-0"
+        )
+        yield backend, job, queued
+    finally:
+        backend.redis.flushdb()
+        backend.close()
+
+
+def test_a_piece_that_keeps_dying_fails_its_job_after_three_tries(tmp_path, redis_url) -> None:
+    from rq.job import JobStatus
+
+    from app.jobs import state
+    from app.jobs.backends import MAX_ATTEMPTS
+
+    with _one_chunk_job(tmp_path, redis_url) as (backend, job, queued):
         for attempt in range(1, MAX_ATTEMPTS + 1):
             backend.reap()  # queued: waiting for a worker, nothing to do
             assert backend.store.get(job.id).state == state.RUNNING
@@ -270,9 +284,6 @@ def test_a_piece_that_keeps_dying_fails_its_job_after_three_tries(tmp_path, redi
                 queued = backend.queue.fetch_job(f"{job.id}-chunk-0-try{attempt}")
                 assert queued is not None and queued.get_status() == JobStatus.QUEUED
         assert seen.state == state.FAILED and "stopped 3 times" in seen.error
-    finally:
-        backend.redis.flushdb()
-        backend.close()
 
 
 def test_a_piece_taken_by_a_worker_that_died_before_starting_it_runs_again(
@@ -281,19 +292,9 @@ def test_a_piece_taken_by_a_worker_that_died_before_starting_it_runs_again(
     # RQ moves a job from its queue to an intermediate list, then marks it started; a
     # worker that loses Redis (or dies) in between leaves it "queued" in no queue, which
     # RQ itself gives up only minutes later. Seen in CI: a reindex that never ended.
-    from app.jobs import JobFolders, RQJobs, state
-    from app.jobs.backends import rq_chunk
+    from app.jobs import state
 
-    other_db = redis_url.rsplit("/", 1)[0] + "/7"  # no worker listens there
-    backend = RQJobs(other_db, JobFolders(tmp_path / "jobs"), stale_s=1)
-    try:
-        backend.redis.flushdb()
-        job = state.Job(id=state.new_job_id(), kind="reindex", source="x", chunks=1)
-        backend.store.create(job)
-        assert state.start(backend.store, job.id)
-        queued = backend.queue.enqueue(
-            rq_chunk, job.id, 0, "/the/folder", [], [], job_id=f"{job.id}-chunk-0"
-        )
+    with _one_chunk_job(tmp_path, redis_url) as (backend, job, queued):
         backend.reap()  # in the queue: waiting for a worker
         assert backend.queue.job_ids == [queued.id]
         backend.redis.lmove(backend.queue.key, backend.queue.intermediate_queue_key)
@@ -306,9 +307,6 @@ def test_a_piece_taken_by_a_worker_that_died_before_starting_it_runs_again(
             "the piece enqueued again",
         )
         assert backend.store.get(job.id).state == state.RUNNING
-    finally:
-        backend.redis.flushdb()
-        backend.close()
 
 
 def test_a_commit_whose_chunk_died_before_enqueueing_it_is_enqueued(tmp_path, redis_url) -> None:
