@@ -5,7 +5,9 @@ and a commit piece: any number of `gmvit worker` processes (on any machine that 
 data dir) share the chunks, and the last chunk to finish enqueues the commit. A running
 piece keeps a liveness key alive in Redis; the server's reaper re-enqueues a piece whose
 key expired (its worker was killed, its machine lost, or Redis went away under it), up to
-`MAX_ATTEMPTS` times, and fails the job after that; it also enqueues the commit that a
+`MAX_ATTEMPTS` times, and fails the job after that. A piece a worker took out of the queue
+but never started (it died, or lost Redis, in between) counts as lost after the same
+`stale_s`. The reaper also enqueues the commit that a
 last chunk whose worker died between writing its part and enqueueing the commit left
 behind. Pieces are idempotent: a chunk run twice writes the same part and counts its files
 once.
@@ -221,12 +223,13 @@ class RQJobs:
         if rq_job is None:
             return False
         status = rq_job.get_status()
-        if status in (JobStatus.DEFERRED, JobStatus.SCHEDULED):
+        queued = status == JobStatus.QUEUED
+        in_queue = queued and self.redis.lpos(self.queue.key, rq_job.id) is not None
+        if not queued or in_queue:
+            self._taken_at.pop(rq_job.id, None)  # started, or still in the queue
+        if status in (JobStatus.DEFERRED, JobStatus.SCHEDULED) or in_queue:
             return True
-        if status == JobStatus.QUEUED:
-            if self.redis.lpos(self.queue.key, rq_job.id) is not None:
-                self._taken_at.pop(rq_job.id, None)
-                return True
+        if queued:
             # Out of the queue but never started: a worker took it and died (or lost Redis)
             # before marking it started, and RQ gives it up only after minutes. A live
             # worker marks it within moments, so give that stale_s.
