@@ -1,10 +1,12 @@
-"""Peak memory and time of a reindex commit into a factory that needs training.
+"""Peak memory and time of a reindex commit into a factory that needs training, and of
+opening what it committed.
 
 An `IndexBuilder` is given `--vectors` random unit descriptors (as a reindex's parts
-give them), then commits: the generation's log is rewritten, the factory is trained on a
-sample and every vector is added to it, the snapshot written. The process's peak resident
-size before and after the commit is read from getrusage, so run one measurement per
-process:
+give them), then commits: the factory is trained on a sample of the generation's log and
+every vector is streamed into it from the log, then the snapshot is written. The process's
+peak resident size before and after the commit is read from getrusage. A child process then
+opens the committed index, as a serving process does after a reindex, and reports its own
+peak:
 
     python -m bench.commit [--vectors 1000000] [--factory IVF1024,SQ8]
 """
@@ -12,7 +14,11 @@ process:
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -23,10 +29,35 @@ from index import ShapeIndex
 
 DIM = 512
 _BLOCK = 10_000
+_OPEN = """
+import json, resource, sys, time
+from index import ShapeIndex
+start = time.perf_counter()
+with ShapeIndex.open(sys.argv[1], "bench", dim=int(sys.argv[2]), factory=sys.argv[3]) as index:
+    seconds, count = time.perf_counter() - start, index.vector_count()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+print(json.dumps({"peak": peak, "seconds": seconds, "count": count}))
+"""
 
 
 def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _commit(root: str, vectors: int, factory: str) -> tuple[float, float, float]:
+    """Build and commit; (peak GiB before the commit, peak GiB after, commit seconds)."""
+    rng = np.random.default_rng(0)
+    with ShapeIndex.open(root, "bench", dim=DIM, factory=factory) as index:
+        builder = index.rebuild()
+        for start in range(0, vectors, _BLOCK):
+            for offset, vector in enumerate(rng.standard_normal((_BLOCK, DIM), np.float32)):
+                number = start + offset
+                if number < vectors:
+                    builder.add(vector, name=f"s{number}", sha256=f"{number:064x}", source="bench")
+        before = _peak_gib()
+        start_s = time.perf_counter()
+        builder.commit()
+        return before, _peak_gib(), time.perf_counter() - start_s
 
 
 def main(argv: Sequence[str] | None = None) -> str:
@@ -34,29 +65,27 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--vectors", type=int, default=1_000_000)
     parser.add_argument("--factory", default="IVF1024,SQ8")
     args = parser.parse_args(argv)
-    rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="gmvit-commit-") as tmp:
-        with ShapeIndex.open(tmp, "bench", dim=DIM, factory=args.factory) as index:
-            builder = index.rebuild()
-            for start in range(0, args.vectors, _BLOCK):
-                for offset, vector in enumerate(rng.standard_normal((_BLOCK, DIM), np.float32)):
-                    number = start + offset
-                    if number < args.vectors:
-                        builder.add(
-                            vector, name=f"s{number}", sha256=f"{number:064x}", source="bench"
-                        )
-            before = _peak_gib()
-            start_s = time.perf_counter()
-            builder.commit()
-            seconds = time.perf_counter() - start_s
-            after = _peak_gib()
+        before, after, seconds = _commit(tmp, args.vectors, args.factory)
+        gc.collect()  # the builder's index is gone before the child opens the new one
+        opened = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", _OPEN, tmp, str(DIM), args.factory],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+    if opened["count"] != args.vectors:
+        raise SystemExit(f"the committed index holds {opened['count']} of {args.vectors} vectors")
     raw = args.vectors * DIM * 4 / 2**30
     table = "\n".join(
         [
-            "| vectors | factory | fp32 GiB | peak GiB before commit | peak GiB | commit s |",
-            "|---:|---|---:|---:|---:|---:|",
+            "| vectors | factory | fp32 GiB | peak GiB before commit | peak GiB | commit s "
+            "| open: peak GiB | open s |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|",
             f"| {args.vectors:,} | {args.factory} | {raw:.2f} | {before:.2f} | {after:.2f} "
-            f"| {seconds:.0f} |",
+            f"| {seconds:.0f} | {opened['peak']:.2f} | {opened['seconds']:.0f} |",
         ]
     )
     print(table)

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import IndexDamagedError, ShapeIndexError
+from index.files import write_atomically
 from index.log import OP_ADD, scan_log
-from index.shape_index import _FileLock, _Generation, _read_current, write_atomically
+from index.shape_index import _FileLock, _Generation, _read_current
 from index.vectors import SnapshotDamaged, VectorSet
 
 # What `repair` may give up, each only when asked: rows whose descriptor is lost, and

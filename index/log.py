@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from index.errors import ShapeIndexError
+from index.files import atomic_file
+
 OP_ADD = 1
 OP_REMOVE = 2
 
@@ -149,20 +152,66 @@ def scan_log(path: Path, dim: int, start: int | None = None) -> LogScan:
 def write_log(path: Path, entries: Iterable[tuple[int, np.ndarray]]) -> tuple[bytes, int]:
     """Write a new log holding one add per (id, vector), atomically (tmp, fsync, rename);
     returns its epoch and size."""
-    from index.vectors import fsync_dir
-
     epoch = uuid.uuid4().bytes
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as out:
+    with atomic_file(path) as out:
         out.write(MAGIC + epoch)
         for shape_id, vector in entries:
             out.write(encode(OP_ADD, int(shape_id), vector))
-        out.flush()
-        os.fsync(out.fileno())
         size = out.tell()
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
     return epoch, size
+
+
+class AddsFile:
+    """A log that holds adds only (an IndexBuilder's, a compacted one), read by record
+    number: every add record has the same size, so record i starts at a known offset. What
+    a reindex commit trains on and streams into the trained index, never holding every
+    vector at once. Each record read is verified; ShapeIndexError if one does not hold up."""
+
+    def __init__(self, path: Path, dim: int) -> None:
+        self.path = path
+        self.dim = dim
+        self._record = np.dtype(
+            [("length", "<u4"), ("crc", "<u4"), ("op", "u1"), ("id", "<i8"), ("vector", "<f4", dim)]
+        )
+        epoch, self._first = read_header(path)
+        body = path.stat().st_size - self._first
+        if epoch is None or body % self._record.itemsize:
+            raise ShapeIndexError(f"{path} is not a log of {dim}-d adds only")
+        self.count = body // self._record.itemsize
+
+    def __len__(self) -> int:
+        return self.count
+
+    def blocks(self, size: int = 16384) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every record in order, at most `size` at a time."""
+        with open(self.path, "rb") as file:
+            file.seek(self._first)
+            for start in range(0, self.count, size):
+                want = min(size, self.count - start) * self._record.itemsize
+                yield self._verified(file.read(want))
+
+    def take(self, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the records at these record numbers (sorted: read in order)."""
+        itemsize = self._record.itemsize
+        with open(self.path, "rb") as file:
+            data = b"".join(
+                os.pread(file.fileno(), itemsize, self._first + int(n) * itemsize) for n in numbers
+            )
+        return self._verified(data)
+
+    def _verified(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
+        if len(data) % self._record.itemsize:
+            raise ShapeIndexError(f"{self.path} changed while it was read")
+        records = np.frombuffer(data, dtype=self._record)
+        raw = np.frombuffer(data, dtype=np.uint8).reshape(len(records), self._record.itemsize)
+        payload = _RECORD.size
+        good = (records["length"] == self._record.itemsize - payload) & (records["op"] == OP_ADD)
+        crcs = records["crc"].tolist()
+        if not good.all() or any(
+            zlib.crc32(row[payload:]) != crc for row, crc in zip(raw, crcs, strict=True)
+        ):
+            raise ShapeIndexError(f"{self.path} holds a damaged or non-add record")
+        return records["id"].astype(np.int64), records["vector"].astype(np.float32)
 
 
 class AppendLog:
@@ -187,10 +236,16 @@ class AppendLog:
             os.fsync(self._open())
         self.size = valid_size
 
-    def append(self, record: bytes) -> None:
-        os.pwrite(self._open(), record, self.size)
-        os.fsync(self._fd)
-        self.size += len(record)
+    def append(self, records: bytes, *, sync: bool = True) -> None:
+        """Write `records` at the end; with `sync`, durable once this returns (else once
+        `sync()` has been called: a builder's writes, acknowledged only at its commit)."""
+        os.pwrite(self._open(), records, self.size)
+        if sync:
+            os.fsync(self._fd)
+        self.size += len(records)
+
+    def sync(self) -> None:
+        os.fsync(self._open())
 
     def close(self) -> None:
         if self._fd >= 0:

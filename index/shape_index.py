@@ -83,10 +83,12 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import IndexDamagedError, ModelMismatchError, ShapeIndexError
+from index.files import fsync_dir, write_atomically
 from index.log import (
     HEADER_SIZE,
     OP_ADD,
     OP_REMOVE,
+    AddsFile,
     AppendLog,
     LogScan,
     encode,
@@ -97,14 +99,14 @@ from index.store import Counters, MetadataStore, ShapeRecord
 from index.vectors import (
     HNSW_EF_SEARCH,
     IVF_NPROBE,
+    TRAIN_SAMPLE,
     SearchKnobs,
     Snapshot,
     SnapshotDamaged,
     VectorSet,
-    fsync_dir,
     make_faiss_index,
     normalize,
-    write_atomically,
+    trained_vectors,
 )
 
 log = logging.getLogger(__name__)
@@ -261,9 +263,10 @@ class _Generation:
         notes: list[str] = []
         snapshot_path = self.path / "vectors.faiss"
         covers: Snapshot | None = None
+        from_snapshot: VectorSet | None = None  # read once: at 10M vectors it is gigabytes
         if snapshot_path.exists():
             try:
-                covers = VectorSet.read(snapshot_path, self.dim, self.factory)[1]
+                from_snapshot, covers = VectorSet.read(snapshot_path, self.dim, self.factory)
             except SnapshotDamaged as exc:
                 notes.append(f"its snapshot is damaged ({exc})")
         elif self.log.epoch is None:
@@ -291,8 +294,8 @@ class _Generation:
         self.vectors, scan, source = VectorSet(self.dim, self.factory), _NO_LOG, "none"
         for name, use_snapshot, offset in sources:
             source = name
-            if use_snapshot:
-                self.vectors = VectorSet.read(snapshot_path, self.dim, self.factory)[0]
+            if use_snapshot:  # one source at most: "snapshot" or "snapshot alone"
+                self.vectors, from_snapshot = from_snapshot, None
             else:
                 self.vectors = VectorSet(self.dim, self.factory)
             scan = _NO_LOG if offset is None else scan_log(self.log.path, self.dim, offset)
@@ -384,10 +387,9 @@ class _Generation:
         self.vectors.write(self.path / "vectors.faiss", Snapshot(self.log.epoch, self.log.size))
         self.log_records = 0
 
-    def compact(self, *, snapshot: bool = True) -> None:
-        """Rewrite the log as one add per live vector (a new epoch), then snapshot it
-        (unless the caller snapshots what it makes of the vectors next). The vectors are the
-        log's own where the index keeps only codes of them (PQ, SQ)."""
+    def compact(self) -> None:
+        """Rewrite the log as one add per live vector (a new epoch), then snapshot it. The
+        vectors are the log's own where the index keeps only codes of them (PQ, SQ)."""
         ids, vectors = self.vectors.live_vectors()
         if not self.vectors.exact:
             logged = {
@@ -408,8 +410,7 @@ class _Generation:
         if not self.vectors.exact and self.vectors.has_tombstones:
             self.vectors = self.vectors.rebuilt(ids, vectors)
         del ids, vectors
-        if snapshot:
-            self.vectors.write(self.path / "vectors.faiss", Snapshot(epoch, size))
+        self.vectors.write(self.path / "vectors.faiss", Snapshot(epoch, size))
 
     def state_key(self) -> tuple | None:
         """Changes whenever another process appends to or rewrites the log."""
@@ -858,15 +859,22 @@ class IndexBuilder:
             return record.id
 
     def _flush(self, *, built: bool) -> None:
+        """Write the pending shapes: their rows, their adds to the generation's log (made
+        durable by the commit) and, unless the factory waits for its training, the index."""
         if not self._pending:
             return
         records = [r for r, _, _ in self._pending]
         thumbnails = {r.id: png for r, _, png in self._pending if png}
+        ids = np.array([r.id for r in records], dtype=np.int64)
+        vectors = np.stack([v for _, v, _ in self._pending])
         self._gen.store.insert(records, built=built, thumbnails=thumbnails)
-        self._gen.vectors.add(
-            np.array([r.id for r in records], dtype=np.int64),
-            np.stack([v for _, v, _ in self._pending]),
+        self._gen.log.append(
+            b"".join(encode(OP_ADD, i, v) for i, v in zip(ids.tolist(), vectors, strict=True)),
+            sync=False,
         )
+        self._gen.log_records += len(records)
+        if not self._gen.vectors.staged:
+            self._gen.vectors.add(ids, vectors)
         self._pending = []
 
     def _check_building(self) -> None:
@@ -881,11 +889,10 @@ class IndexBuilder:
             with self._file_lock.held():
                 live_name = _read_current(self._dir)
                 self._carry_over(self._dir / live_name)
-                staged = self._gen.vectors.staged
-                self._gen.compact(snapshot=not staged)  # the whole log (and snapshot), fsync'd
-                if staged:  # IVF/PQ: trained on what the build holds, then its snapshot
-                    self._gen.vectors = self._gen.vectors.trained()
-                    self._gen.snapshot()
+                self._gen.log.sync()  # every shape of the new generation, durable
+                if self._gen.vectors.staged:  # IVF, PQ, SQ: trained now, from the log
+                    self._gen.vectors = self._trained_from_log()
+                self._gen.snapshot()
                 self._gen.store.make_durable()
                 self._gen.close()
                 os.unlink(self._path / "BUILDING")
@@ -893,6 +900,17 @@ class IndexBuilder:
                 write_atomically(self._dir / "CURRENT", f"{self.generation}\n".encode())
                 self._remove_old_generations(keep={self.generation, live_name})
             self._release("committed")
+
+    def _trained_from_log(self, seed: int = 0) -> VectorSet:
+        """The factory trained on a sample of the log's vectors, then every vector streamed
+        in from the log: a commit holds the trained index, never every vector in fp32."""
+        adds = AddsFile(self._gen.log.path, self.dim)
+        numbers = np.arange(len(adds))
+        if len(adds) > TRAIN_SAMPLE:
+            rng = np.random.default_rng(seed)
+            numbers = np.sort(rng.choice(len(adds), TRAIN_SAMPLE, replace=False))
+        sample = adds.take(numbers)[1]
+        return trained_vectors(self.dim, self.factory, sample, adds.blocks())
 
     def _carry_over(self, live_path: Path) -> None:
         """Copy the live generation's shapes added during the build (or all of them)."""

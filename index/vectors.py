@@ -4,8 +4,8 @@ Vectors are L2-normalised on the way in, so inner product is cosine similarity. 
 factory string picks the inner index ("Flat" exact, "HNSW32" graph, "IVF1024,Flat",
 "IVF4096,PQ64", ...). Index types that need training (IVF, PQ, SQ) cannot grow one add at a
 time from nothing: a generation of such a factory holds its vectors in an exact (Flat)
-index until an IndexBuilder commits it (`trained`: a reindex trains it on the vectors it
-built), and searches exactly meanwhile.
+index until an IndexBuilder commits it (`trained_vectors`: a reindex trains it on a sample
+of the vectors it built), and searches exactly meanwhile.
 
 HNSW (and IVF, whose ids FAISS can only find back through a hash table) cannot remove
 vectors, so a removed id of such an index becomes a tombstone: it stays in the index, is
@@ -16,17 +16,18 @@ kept; for lossy codes from the log's exact copy, see the generation's `compact`)
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import faiss
 import numpy as np
 
 from index.errors import ShapeIndexError
+from index.files import atomic_file
 
 # Below this many candidate ids (a rare label), scoring them exactly is cheaper than an
 # ANN search and, unlike HNSW with a selective filter, always finds k of them.
@@ -44,6 +45,7 @@ IVF_NPROBE = 16
 # crc32 and length of the FAISS payload that follows.
 SNAPSHOT_MAGIC = b"GMVSNAP1"
 _SNAPSHOT_HEADER = struct.Struct("<8s16sQIQ")
+_IO_BLOCK = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,17 @@ def train_index(dim: int, factory: str, sample: np.ndarray) -> faiss.Index:
     return index
 
 
+def trained_vectors(
+    dim: int, factory: str, sample: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]]
+) -> VectorSet:
+    """An index of `factory`, trained on `sample` (unit vectors), holding every (ids,
+    vectors) block: a reindex commit streams its vectors in, never holding them all."""
+    vectors = VectorSet(dim, factory, train_index(dim, factory, sample))
+    for ids, block in blocks:
+        vectors.add(ids, block)
+    return vectors
+
+
 def needs_training(dim: int, factory: str) -> bool:
     return not make_faiss_index(dim, factory).is_trained
 
@@ -146,31 +159,18 @@ def _supports_remove(index: faiss.Index) -> bool:
     return True
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, *parts: bytes | np.ndarray) -> None:
-    """Write `parts` one after the other as the file's new content; readers of `path` see
-    the old bytes or the new ones, also across a crash. Parts are written as they are, so
-    a snapshot's payload is never copied to join it to its header."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as out:
-        for part in parts:
-            out.write(part)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+def _payload_crc(file: BinaryIO) -> tuple[int, int]:
+    """crc32 and length of what `file` holds from where it stands to its end."""
+    crc, length = 0, 0
+    while block := file.read(_IO_BLOCK):
+        crc, length = zlib.crc32(block, crc), length + len(block)
+    return crc, length
 
 
 class VectorSet:
     """The vectors of a generation in a FAISS index of `factory`; while that factory still
-    needs training, in an exact Flat index (`staged`) until `trained()`."""
+    needs training, in an exact Flat index (`staged`) until a reindex commit trains one
+    (`trained_vectors`)."""
 
     def __init__(self, dim: int, factory: str, index: faiss.Index | None = None) -> None:
         self.dim = dim
@@ -192,39 +192,52 @@ class VectorSet:
     @classmethod
     def read(cls, path: Path, dim: int, factory: str) -> tuple[VectorSet, Snapshot]:
         """The snapshot at `path` and what it covers; SnapshotDamaged if its checksum, its
-        header or its FAISS payload does not hold up."""
-        data = path.read_bytes()
-        if data.startswith(SNAPSHOT_MAGIC):
-            if len(data) < _SNAPSHOT_HEADER.size:
-                raise SnapshotDamaged(f"{path} is cut short")
-            _, epoch, offset, crc, length = _SNAPSHOT_HEADER.unpack_from(data)
-            payload = memoryview(data)[_SNAPSHOT_HEADER.size :]
-            if len(payload) != length or zlib.crc32(payload) != crc:
-                raise SnapshotDamaged(f"{path} fails its checksum")
-            info = Snapshot(epoch=epoch, log_offset=offset)
-        else:  # written before snapshots had a header: no checksum to verify
-            payload, info = memoryview(data), Snapshot(epoch=None, log_offset=0)
-        try:
-            index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
-        except RuntimeError as exc:
-            raise SnapshotDamaged(f"{path} is not a FAISS index ({exc})") from None
+        header or its FAISS payload does not hold up. The file is streamed twice (checksum,
+        then FAISS), never held whole beside the index it becomes."""
+        with open(path, "rb") as file:
+            head = file.read(_SNAPSHOT_HEADER.size)
+            if head.startswith(SNAPSHOT_MAGIC):
+                if len(head) < _SNAPSHOT_HEADER.size:
+                    raise SnapshotDamaged(f"{path} is cut short")
+                _, epoch, offset, crc, length = _SNAPSHOT_HEADER.unpack(head)
+                if _payload_crc(file) != (crc, length):
+                    raise SnapshotDamaged(f"{path} fails its checksum")
+                info = Snapshot(epoch=epoch, log_offset=offset)
+                file.seek(_SNAPSHOT_HEADER.size)
+            else:  # written before snapshots had a header: no checksum to verify
+                info = Snapshot(epoch=None, log_offset=0)
+                file.seek(0)
+            try:
+                index = faiss.read_index(faiss.PyCallbackIOReader(file.read, _IO_BLOCK))
+            except RuntimeError as exc:
+                raise SnapshotDamaged(f"{path} is not a FAISS index ({exc})") from None
         if index.d != dim:
             raise ShapeIndexError(f"{path} holds {index.d}-d vectors, expected {dim}-d")
         return cls(dim, factory, index), info
 
     def write(self, path: Path, covers: Snapshot) -> None:
         """Write the live vectors atomically (tmp, fsync, rename), dropping tombstones, with
-        a header saying which log and how much of it they cover, and a checksum."""
+        a header saying which log and how much of it they cover, and a checksum. FAISS
+        streams its payload to the file; the header is filled in once its checksum is known."""
         if self._tombstones:
             if not self.exact:
                 raise ShapeIndexError("removed vectors of a lossy index are dropped by compact")
             fresh = self.rebuilt(*self.live_vectors())
             self._index, self._present, self._tombstones = fresh._index, fresh._present, set()
-        payload = faiss.serialize_index(self._index)
-        header = _SNAPSHOT_HEADER.pack(
-            SNAPSHOT_MAGIC, covers.epoch, covers.log_offset, zlib.crc32(payload), len(payload)
-        )
-        write_atomically(path, header, payload)
+        crc, length = 0, 0
+
+        def payload(block: bytes) -> int:
+            nonlocal crc, length
+            crc, length = zlib.crc32(block, crc), length + len(block)
+            return out.write(block)
+
+        with atomic_file(path) as out:
+            out.write(bytes(_SNAPSHOT_HEADER.size))
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(payload, _IO_BLOCK))
+            out.seek(0)
+            out.write(
+                _SNAPSHOT_HEADER.pack(SNAPSHOT_MAGIC, covers.epoch, covers.log_offset, crc, length)
+            )
 
     def serialized_bytes(self) -> int:
         """The size of the FAISS index as a snapshot writes it."""
@@ -304,23 +317,6 @@ class VectorSet:
         fresh = VectorSet(self.dim, self.factory, index)
         fresh.add(ids, vectors)
         return fresh
-
-    def trained(self, seed: int = 0) -> VectorSet:
-        """This staged set as an index of its factory, trained on (a sample of) its
-        vectors; ShapeIndexError if there are too few to train it."""
-        if not self.staged:
-            return self
-        ids = self._stored_ids()
-        ids = ids[self._live(ids)]
-        if len(ids) > TRAIN_SAMPLE:
-            rng = np.random.default_rng(seed)
-            ids = ids[np.sort(rng.choice(len(ids), TRAIN_SAMPLE, replace=False))]
-        sample = self._index.reconstruct_batch(ids) if len(ids) else np.empty((0, self.dim))
-        built = VectorSet(self.dim, self.factory, train_index(self.dim, self.factory, sample))
-        del sample
-        for chunk_ids, vectors in self.live_chunks():
-            built.add(chunk_ids, vectors)
-        return built
 
     def search(
         self,

@@ -257,3 +257,63 @@ def test_too_few_vectors_to_train_fail_the_rebuild_clearly(tmp_path):
             builder.commit()
     assert index.count() == 0
     index.close()
+
+
+def test_an_adds_file_reads_a_log_of_adds_by_record_and_refuses_damage(tmp_path, rng):
+    from index.log import AddsFile, write_log
+
+    vectors = rng.normal(size=(7, DIM)).astype(np.float32)
+    write_log(tmp_path / "log", zip(range(10, 17), vectors, strict=True))
+    adds = AddsFile(tmp_path / "log", DIM)
+    assert len(adds) == 7
+    blocks = list(adds.blocks(3))
+    assert [len(ids) for ids, _ in blocks] == [3, 3, 1]
+    np.testing.assert_array_equal(np.concatenate([ids for ids, _ in blocks]), np.arange(10, 17))
+    np.testing.assert_array_equal(np.concatenate([v for _, v in blocks]), vectors)
+    ids, taken = adds.take(np.array([1, 5]))
+    assert ids.tolist() == [11, 15]
+    np.testing.assert_array_equal(taken, vectors[[1, 5]])
+    data = bytearray((tmp_path / "log").read_bytes())
+    data[-5] ^= 0xFF  # inside the last vector
+    (tmp_path / "log").write_bytes(bytes(data))
+    with pytest.raises(ShapeIndexError, match="damaged"):
+        list(AddsFile(tmp_path / "log", DIM).blocks())
+    with open(tmp_path / "log", "ab") as log:
+        log.write(b"\0" * 17)  # a remove record's size: no longer a log of adds only
+    with pytest.raises(ShapeIndexError, match="adds only"):
+        AddsFile(tmp_path / "log", DIM)
+
+
+def test_a_damaged_build_log_fails_the_commit_and_the_live_index_keeps_serving(tmp_path, rng):
+    index = ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8")
+    live = index.add(rng.normal(size=DIM), name="live", sha256="live")
+    with index.rebuild() as builder:
+        for i, vector in enumerate(rng.normal(size=(1100, DIM))):  # past one flush of 1024
+            builder.add(vector, name=f"b{i}", sha256=f"b{i}", source="reindex")
+        log = tmp_path / "m" / builder.generation / "log"
+        data = bytearray(log.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        log.write_bytes(bytes(data))
+        with pytest.raises(ShapeIndexError, match="damaged"):
+            builder.commit()
+    assert index.count() == 1 and index.search(index.vector(live.id), k=1)[0].id == live.id
+    index.close()
+
+
+def test_a_snapshot_header_holds_the_length_and_checksum_of_the_faiss_payload(tmp_path, rng):
+    import struct
+    import zlib
+
+    from index.vectors import SNAPSHOT_MAGIC, Snapshot
+
+    vectors = VectorSet(DIM, "HNSW8")
+    vectors.add(np.arange(50, dtype=np.int64), rng.normal(size=(50, DIM)).astype(np.float32))
+    vectors.write(tmp_path / "vectors.faiss", Snapshot(b"e" * 16, 123))
+    data = (tmp_path / "vectors.faiss").read_bytes()
+    magic, epoch, offset, crc, length = struct.unpack_from("<8s16sQIQ", data)
+    payload = data[struct.calcsize("<8s16sQIQ") :]
+    assert (magic, epoch, offset) == (SNAPSHOT_MAGIC, b"e" * 16, 123)
+    assert payload == faiss.serialize_index(vectors._index).tobytes()
+    assert (crc, length) == (zlib.crc32(payload), len(payload))
+    again, covers = VectorSet.read(tmp_path / "vectors.faiss", DIM, "HNSW8")
+    assert covers == Snapshot(b"e" * 16, 123) and len(again) == 50
