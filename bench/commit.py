@@ -29,13 +29,17 @@ from index import ShapeIndex
 
 DIM = 512
 _BLOCK = 10_000
+# The child reads its peak from VmHWM: getrusage's ru_maxrss survives fork and exec, so a
+# child would report its parent's peak.
 _OPEN = """
-import json, resource, sys, time
+import json, re, sys, time
+from pathlib import Path
 from index import ShapeIndex
 start = time.perf_counter()
 with ShapeIndex.open(sys.argv[1], "bench", dim=int(sys.argv[2]), factory=sys.argv[3]) as index:
     seconds, count = time.perf_counter() - start, index.vector_count()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+status = Path("/proc/self/status").read_text()
+peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) / 2**20
 print(json.dumps({"peak": peak, "seconds": seconds, "count": count}))
 """
 

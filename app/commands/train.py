@@ -39,6 +39,13 @@ def _add_recipe(parser: argparse.ArgumentParser, batch_size: int) -> None:
         help="use at most this many perturbed copies of each training shape from the view "
         "store (gmvit dataset render --augment); default: all",
     )
+    ours.add_argument(
+        "--bn-batches",
+        type=int,
+        default=32,
+        help="after every epoch, recompute BatchNorm's running statistics over this many "
+        "training batches before validating (0 = keep the momentum averages)",
+    )
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -135,6 +142,7 @@ def _recipe(args: argparse.Namespace, epochs: int | None = None, batch: int | No
         contrastive=args.contrastive,
         temperature=args.temperature,
         copies=args.copies,
+        bn_batches=args.bn_batches,
     )
 
 
