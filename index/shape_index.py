@@ -34,9 +34,9 @@ Commit discipline. The SQLite row is the commit point; the vectors follow it:
   log is rewritten from the vectors. `gmvit index check` verifies a data dir without
   opening it for writing; `gmvit index repair` chooses what to give up when open refuses.
 
-Removal. Flat removes vectors for real. HNSW cannot: its removed ids are tombstones that
-every search filters out with a FAISS IDSelector, and the next snapshot re-adds the live
-vectors to a fresh graph. Index types that need training (IVF, PQ) are refused.
+Removal. Flat removes vectors for real. HNSW and IVF cannot: their removed ids are
+tombstones that every search filters out with a FAISS IDSelector, and the next snapshot
+re-adds the live vectors to a fresh index of the same kind (its training kept).
 
 Label filter. A label held by at least a quarter of the shapes is over-fetched (k times
 2 x total/matching, growing 4x until k match) and filtered. For a rarer label, its ids come
@@ -54,11 +54,13 @@ rebuild) or the log was rewritten. `reload_if_changed()` does the same check on 
 Threads share one ShapeIndex safely: every call holds its RLock.
 
 Rebuilds. `rebuild(since=...)` returns an IndexBuilder writing a new generation beside
-the live one, with ids from the same counter. `commit()` takes the lock, copies over the
-shapes added to the live generation with an id of at least `since` (a reindex job passes
-`next_shape_id()` from when it was submitted, so every shape acknowledged while it ran is
-kept; all of them with keep_existing=True), writes the log and snapshot, and renames
-CURRENT: a reader sees the old generation or the new one, never half. `abort()` (or a
+the live one, with ids from the same counter; it appends every shape to the new log as it
+goes (fsync'd at the commit), and into the index unless the factory needs training.
+`commit()` takes the lock, copies over the shapes added to the live generation with an id of
+at least `since` (a reindex job passes `next_shape_id()` from when it was submitted, so every
+shape acknowledged while it ran is kept; all of them with keep_existing=True), trains an IVF,
+PQ or SQ factory on a sample of the log and streams the log into it, writes the snapshot, and
+renames CURRENT: a reader sees the old generation or the new one, never half. `abort()` (or a
 builder whose process died: its BUILDING flock is free, and the next open removes it)
 leaves the old generation serving.
 The generation replaced by a commit is kept until the following commit, for readers that

@@ -7,11 +7,12 @@ time from nothing: a generation of such a factory holds its vectors in an exact 
 index until an IndexBuilder commits it (`trained_vectors`: a reindex trains it on a sample
 of the vectors it built), and searches exactly meanwhile.
 
-HNSW (and IVF, whose ids FAISS can only find back through a hash table) cannot remove
-vectors, so a removed id of such an index becomes a tombstone: it stays in the index, is
-filtered out of every search by an IDSelector, and disappears when the generation is next
-written to disk (the live vectors go into a fresh index of the same kind, its training
-kept; for lossy codes from the log's exact copy, see the generation's `compact`).
+HNSW and IVF (whose vectors FAISS finds back through a direct map that cannot remove)
+cannot remove vectors, so a removed id of such an index becomes a tombstone: it stays in
+the index, is filtered out of every search by an IDSelector, and disappears when the
+generation is next written to disk (the live vectors go into a fresh index of the same
+kind, its training kept; for lossy codes from the log's exact copy, see the generation's
+`compact`).
 """
 
 from __future__ import annotations
@@ -142,12 +143,17 @@ def _exact_codes(factory: str) -> bool:
 
 
 def _with_direct_map(index: faiss.Index) -> faiss.Index:
-    """An IVF inside answers reconstruct(id) and remove_ids (a hash table of its ids)."""
+    """An IVF inside answers reconstruct(id): a direct map from its ids (0, 1, ... under
+    IDMap2) to where each vector sits in the inverted lists. An array, not FAISS's hash
+    table: adds through IDMap2 give the IVF no ids, and FAISS 1.15 then files them in a
+    hash table under wrong keys (every reconstruct after a reindex commit failed or
+    returned another shape's vector). Setting the type rebuilds the map from the lists, so
+    an index saved with the broken table is mended when it is read."""
     try:
         ivf = faiss.extract_index_ivf(faiss.downcast_index(index).index)
     except RuntimeError:
         return index
-    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    ivf.set_direct_map_type(faiss.DirectMap.Array)
     return index
 
 

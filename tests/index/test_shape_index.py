@@ -317,3 +317,48 @@ def test_a_snapshot_header_holds_the_length_and_checksum_of_the_faiss_payload(tm
     assert (crc, length) == (zlib.crc32(payload), len(payload))
     again, covers = VectorSet.read(tmp_path / "vectors.faiss", DIM, "HNSW8")
     assert covers == Snapshot(b"e" * 16, 123) and len(again) == 50
+
+
+@pytest.mark.parametrize("factory", ["IVF16,Flat", "IVF16,SQ8"])
+def test_every_shape_of_a_trained_ivf_index_gives_back_its_own_vector(tmp_path, factory):
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(700, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = ShapeIndex.open(tmp_path, "m", dim=DIM, factory=factory, nprobe=16)
+    with index.rebuild() as builder:
+        ids = [
+            builder.add(v, name=f"b{i}", sha256=f"b{i}", source="reindex", label="built")
+            for i, v in enumerate(vectors[:600])
+        ]
+        builder.commit()
+    # Shapes added one by one into the trained index, as the service adds uploads.
+    ids += [
+        index.add(v, name=f"a{i}", sha256=f"a{i}", label="added").id
+        for i, v in enumerate(vectors[600:])
+    ]
+    for reopened in (False, True):
+        if reopened:
+            index.close()
+            index = ShapeIndex.open(tmp_path, "m", dim=DIM, factory=factory, nprobe=16)
+        stored = np.stack([index.vector(i) for i in ids])
+        assert (np.argmax(stored @ vectors.T, axis=1) == np.arange(700)).all()
+        if factory.endswith("Flat"):
+            np.testing.assert_allclose(stored, vectors, atol=1e-6)
+        # A rare label is scored exactly from the stored vectors.
+        hit = index.search(vectors[650], k=1, label="added")[0]
+        assert hit.id == ids[650] and hit.score > 0.95
+    index.close()
+
+
+def test_an_ivf_index_written_with_faiss_broken_hash_table_is_mended_when_read(rng):
+    vectors = rng.normal(size=(600, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1000, 1600, dtype=np.int64)
+    written = faiss.index_factory(DIM, "IDMap2,IVF16,Flat", faiss.METRIC_INNER_PRODUCT)
+    written.train(vectors)
+    # What this package did before: FAISS then files the adds under wrong keys.
+    faiss.extract_index_ivf(written.index).set_direct_map_type(faiss.DirectMap.Hashtable)
+    written.add_with_ids(vectors, ids)
+    read = VectorSet(DIM, "IVF16,Flat", faiss.deserialize_index(faiss.serialize_index(written)))
+    stored = np.stack([read.vector(int(i)) for i in ids])
+    np.testing.assert_allclose(stored, vectors, atol=1e-6)
