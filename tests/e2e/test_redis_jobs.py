@@ -161,7 +161,10 @@ def test_workers_share_a_reindex_and_held_out_shapes_get_their_classes(
         assert classify.status_code == 200, classify.text
         assert classify.json()["neighbors"]["label"] == label, (path, classify.json()["neighbors"])
         if TRAINED_WEIGHTS:  # the head was trained on these classes; random weights' was not
-            assert classify.json()["label"] == label, (path, classify.json()["probabilities"])
+            # Its top class; whether /classify then commits to it is the open-set thresholds'
+            # call (tests/app), which may answer "unknown" for a shape it is unsure of.
+            top = classify.json()["probabilities"][0]["label"]
+            assert top == label, (path, classify.json()["probabilities"])
         with path.open("rb") as mesh:
             search = stack.server.http.post(
                 "/search", files={"file": (path.name, mesh)}, data={"top_k": 3}
