@@ -3,10 +3,11 @@ opening what it committed.
 
 An `IndexBuilder` is given `--vectors` random unit descriptors (as a reindex's parts
 give them), then commits: the factory is trained on a sample of the generation's log and
-every vector is streamed into it from the log, then the snapshot is written. The process's
-peak resident size before and after the commit is read from getrusage. A child process then
-opens the committed index, as a serving process does after a reindex, and reports its own
-peak:
+every vector is streamed into it from the log, then the snapshot is written. Then one shape
+is removed and the index snapshotted: for a lossy factory (SQ, PQ) that is a compaction,
+the log rewritten and the index rebuilt without it. The process's peak resident size is
+read from getrusage before and after each step. A child process then opens the index, as a
+serving process does after a reindex, and reports its own peak:
 
     python -m bench.commit [--vectors 1000000] [--factory IVF1024,SQ8]
 """
@@ -48,8 +49,10 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def _commit(root: str, vectors: int, factory: str) -> tuple[float, float, float]:
-    """Build and commit; (peak GiB before the commit, peak GiB after, commit seconds)."""
+def _commit(root: str, vectors: int, factory: str) -> tuple[float, ...]:
+    """Build and commit, then remove one shape and snapshot (for a lossy factory, the
+    compaction that drops it); (peak GiB before the commit, peak GiB after, commit seconds,
+    peak GiB after the compaction, compaction seconds)."""
     rng = np.random.default_rng(0)
     with ShapeIndex.open(root, "bench", dim=DIM, factory=factory) as index:
         builder = index.rebuild()
@@ -61,7 +64,12 @@ def _commit(root: str, vectors: int, factory: str) -> tuple[float, float, float]
         before = _peak_gib()
         start_s = time.perf_counter()
         builder.commit()
-        return before, _peak_gib(), time.perf_counter() - start_s
+        committed, commit_s = _peak_gib(), time.perf_counter() - start_s
+        del builder
+        index.remove(index.list(limit=1)[0].id)
+        start_s = time.perf_counter()
+        index.snapshot()
+        return before, committed, commit_s, _peak_gib(), time.perf_counter() - start_s
 
 
 def main(argv: Sequence[str] | None = None) -> str:
@@ -70,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--factory", default="IVF1024,SQ8")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="gmvit-commit-") as tmp:
-        before, after, seconds = _commit(tmp, args.vectors, args.factory)
+        before, after, seconds, compacted, compact_s = _commit(tmp, args.vectors, args.factory)
         gc.collect()  # the builder's index is gone before the child opens the new one
         opened = json.loads(
             subprocess.run(
@@ -80,16 +88,17 @@ def main(argv: Sequence[str] | None = None) -> str:
                 text=True,
             ).stdout
         )
-    if opened["count"] != args.vectors:
-        raise SystemExit(f"the committed index holds {opened['count']} of {args.vectors} vectors")
+    if opened["count"] != args.vectors - 1:
+        raise SystemExit(f"the index holds {opened['count']} of {args.vectors - 1} vectors")
     raw = args.vectors * DIM * 4 / 2**30
     table = "\n".join(
         [
             "| vectors | factory | fp32 GiB | peak GiB before commit | peak GiB | commit s "
-            "| open: peak GiB | open s |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|",
+            "| after a removal: peak GiB | snapshot s | open: peak GiB | open s |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| {args.vectors:,} | {args.factory} | {raw:.2f} | {before:.2f} | {after:.2f} "
-            f"| {seconds:.0f} | {opened['peak']:.2f} | {opened['seconds']:.0f} |",
+            f"| {seconds:.0f} | {compacted:.2f} | {compact_s:.0f} | {opened['peak']:.2f} "
+            f"| {opened['seconds']:.0f} |",
         ]
     )
     print(table)

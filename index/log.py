@@ -149,6 +149,15 @@ def scan_log(path: Path, dim: int, start: int | None = None) -> LogScan:
     return LogScan(entries, end, size, damaged)
 
 
+def iter_log(path: Path, dim: int) -> Iterator[LogEntry]:
+    """Every intact record from the first, one at a time (bad bytes skipped, as by
+    `scan_log`): a whole log read without holding it."""
+    if path.exists():
+        for _, entry in _records(path, read_header(path)[1], dim):
+            if entry is not None:
+                yield entry
+
+
 def write_log(path: Path, entries: Iterable[tuple[int, np.ndarray]]) -> tuple[bytes, int]:
     """Write a new log holding one add per (id, vector), atomically (tmp, fsync, rename);
     returns its epoch and size."""

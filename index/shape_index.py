@@ -94,6 +94,7 @@ from index.log import (
     AppendLog,
     LogScan,
     encode,
+    iter_log,
     scan_log,
     write_log,
 )
@@ -390,29 +391,34 @@ class _Generation:
         self.log_records = 0
 
     def compact(self) -> None:
-        """Rewrite the log as one add per live vector (a new epoch), then snapshot it. The
-        vectors are the log's own where the index keeps only codes of them (PQ, SQ)."""
-        ids, vectors = self.vectors.live_vectors()
-        if not self.vectors.exact:
-            logged = {
-                e.shape_id: e.vector
-                for e in scan_log(self.log.path, self.dim).entries
-                if e.op == OP_ADD
-            }
-            vectors = (
-                np.stack([logged.get(int(i), v) for i, v in zip(ids, vectors, strict=True)])
-                if len(ids)
-                else vectors
-            )
-        order = np.argsort(ids)
-        epoch, size = write_log(self.log.path, ((ids[i], vectors[i]) for i in order))
+        """Rewrite the log as one add per live vector (a new epoch), then snapshot it. Where
+        the index keeps only codes of the vectors (PQ, SQ), the vectors are the old log's
+        own, and removed ones leave the index by a rebuild from the new log. Both logs and
+        the index are streamed, so a compaction never holds every vector in fp32."""
+        if self.vectors.exact:
+            chunks = self.vectors.live_chunks()
+            rows = (row for ids, block in chunks for row in zip(ids, block, strict=True))
+        else:
+            rows = self._logged_live_vectors()
+        epoch, size = write_log(self.log.path, rows)
         self.log.close()
         self.log = AppendLog(self.log.path)
         self.log_records = 0
         if not self.vectors.exact and self.vectors.has_tombstones:
-            self.vectors = self.vectors.rebuilt(ids, vectors)
-        del ids, vectors
+            self.vectors = self.vectors.rebuilt(AddsFile(self.log.path, self.dim).blocks())
         self.vectors.write(self.path / "vectors.faiss", Snapshot(epoch, size))
+
+    def _logged_live_vectors(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(id, vector) of every live shape, in log order, its vector as the log holds it;
+        a live shape the log lacks (its log was rebuilt from the snapshot) gets the
+        index's reconstruction."""
+        unseen = set(self.vectors.ids().tolist())
+        for entry in iter_log(self.log.path, self.dim):
+            if entry.op == OP_ADD and entry.shape_id in unseen:
+                unseen.discard(entry.shape_id)
+                yield entry.shape_id, entry.vector
+        for shape_id in sorted(unseen):
+            yield shape_id, self.vectors.vector(shape_id)
 
     def state_key(self) -> tuple | None:
         """Changes whenever another process appends to or rewrites the log."""

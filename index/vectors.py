@@ -228,7 +228,7 @@ class VectorSet:
         if self._tombstones:
             if not self.exact:
                 raise ShapeIndexError("removed vectors of a lossy index are dropped by compact")
-            fresh = self.rebuilt(*self.live_vectors())
+            fresh = self.rebuilt(self.live_chunks())
             self._index, self._present, self._tombstones = fresh._index, fresh._present, set()
         crc, length = 0, 0
 
@@ -315,13 +315,14 @@ class VectorSet:
     def has_tombstones(self) -> bool:
         return bool(self._tombstones)
 
-    def rebuilt(self, ids: np.ndarray, vectors: np.ndarray) -> VectorSet:
-        """A fresh index of the same kind (its training kept) holding only these vectors:
-        removed ones (tombstones of HNSW and IVF) are gone for good."""
+    def rebuilt(self, blocks: Iterable[tuple[np.ndarray, np.ndarray]]) -> VectorSet:
+        """A fresh index of the same kind (its training kept) holding only the (ids,
+        vectors) blocks given: removed ones (tombstones of HNSW and IVF) are gone for good."""
         index = faiss.clone_index(self._index)
         index.reset()
         fresh = VectorSet(self.dim, self.factory, index)
-        fresh.add(ids, vectors)
+        for ids, vectors in blocks:
+            fresh.add(ids, vectors)
         return fresh
 
     def search(
