@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -41,8 +39,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     fsync_dir(path.parent)
 
 
-def write_atomically(path: Path, *parts: bytes | np.ndarray) -> None:
-    """Write `parts` one after the other as the file's new content, atomically."""
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace the file's content by `data`, atomically."""
     with atomic_file(path) as out:
-        for part in parts:
-            out.write(part)
+        out.write(data)
