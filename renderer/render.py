@@ -356,6 +356,12 @@ class _LayeredTarget:
         gl.glEnable(gl.GL_BLEND)
         gl.glBlendFunc(gl.GL_ONE, gl.GL_ZERO)
         gl.glPolygonMode(gl.GL_FRONT_AND_BACK, gl.GL_FILL)
+        # Back faces are drawn, as pyrender draws a double-sided material. Culling them drew
+        # closed meshes 1.7x faster, but even among the 143 meshes of bench.corpus that are
+        # closed and wound outwards, 8 then rendered visibly otherwise (doors and windows
+        # whose shells cross: up to 7,376 pixels of 12 views at 96 px, descriptor cosine
+        # down to 0.52) and 73 more by up to 100 pixels, most where a back face ties a
+        # front one on an edge.
         gl.glDisable(gl.GL_CULL_FACE)
         gl.glDisable(gl.GL_PROGRAM_POINT_SIZE)
         gl.glBindVertexArray(self.vertex_array)
