@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -122,14 +122,17 @@ def train_index(dim: int, factory: str, sample: np.ndarray) -> faiss.Index:
     return index
 
 
-def trained_vectors(
-    dim: int, factory: str, sample: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]]
-) -> VectorSet:
+# What a fill reads its vectors from: called once per pass, each call gives the same (ids,
+# vectors) blocks in the same order.
+Blocks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+
+
+def trained_vectors(dim: int, factory: str, sample: np.ndarray, blocks: Blocks) -> VectorSet:
     """An index of `factory`, trained on `sample` (unit vectors), holding every (ids,
-    vectors) block: a reindex commit streams its vectors in, never holding them all."""
+    vectors) block of `blocks()`: a reindex commit streams its vectors in, never holding
+    them all."""
     vectors = VectorSet(dim, factory, train_index(dim, factory, sample))
-    for ids, block in blocks:
-        vectors.add(ids, block)
+    vectors.fill(blocks)
     return vectors
 
 
@@ -142,6 +145,14 @@ def _exact_codes(factory: str) -> bool:
     return not any(code in factory.upper() for code in ("PQ", "SQ", "LSH", "RQ"))
 
 
+def _inner_ivf(index: faiss.Index) -> faiss.IndexIVF | None:
+    """The IVF inside an IDMap2 index, None for another kind of index."""
+    try:
+        return faiss.extract_index_ivf(faiss.downcast_index(index).index)
+    except RuntimeError:
+        return None
+
+
 def _with_direct_map(index: faiss.Index) -> faiss.Index:
     """An IVF inside answers reconstruct(id): a direct map from its ids (0, 1, ... under
     IDMap2) to where each vector sits in the inverted lists. An array, not FAISS's hash
@@ -149,12 +160,30 @@ def _with_direct_map(index: faiss.Index) -> faiss.Index:
     hash table under wrong keys (every reconstruct after a reindex commit failed or
     returned another shape's vector). Setting the type rebuilds the map from the lists, so
     an index saved with the broken table is mended when it is read."""
-    try:
-        ivf = faiss.extract_index_ivf(faiss.downcast_index(index).index)
-    except RuntimeError:
-        return index
-    ivf.set_direct_map_type(faiss.DirectMap.Array)
+    ivf = _inner_ivf(index)
+    if ivf is not None:
+        ivf.set_direct_map_type(faiss.DirectMap.Array)
     return index
+
+
+def _empty_copy(index: faiss.Index) -> faiss.Index:
+    """An empty index with `index`'s training. An IVF's inverted lists are swapped for
+    empty ones while it is cloned: a clone would copy every code (5 GiB at 10M vectors of
+    IVF4096,SQ8) only for the copy to be reset."""
+    ivf = _inner_ivf(index)
+    if ivf is None:
+        copy = faiss.clone_index(index)
+    else:
+        lists = ivf.invlists
+        ivf.own_invlists = False  # so that swapping them out does not free them
+        empty = faiss.ArrayInvertedLists(ivf.nlist, ivf.code_size)
+        ivf.replace_invlists(empty, False)
+        try:
+            copy = faiss.clone_index(index)
+        finally:
+            ivf.replace_invlists(lists, True)
+    copy.reset()
+    return copy
 
 
 def _supports_remove(index: faiss.Index) -> bool:
@@ -228,7 +257,7 @@ class VectorSet:
         if self._tombstones:
             if not self.exact:
                 raise ShapeIndexError("removed vectors of a lossy index are dropped by compact")
-            fresh = self.rebuilt(self.live_chunks())
+            fresh = self.rebuilt(self.live_chunks)
             self._index, self._present, self._tombstones = fresh._index, fresh._present, set()
         crc, length = 0, 0
 
@@ -315,15 +344,63 @@ class VectorSet:
     def has_tombstones(self) -> bool:
         return bool(self._tombstones)
 
-    def rebuilt(self, blocks: Iterable[tuple[np.ndarray, np.ndarray]]) -> VectorSet:
+    def rebuilt(self, blocks: Blocks) -> VectorSet:
         """A fresh index of the same kind (its training kept) holding only the (ids,
-        vectors) blocks given: removed ones (tombstones of HNSW and IVF) are gone for good."""
-        index = faiss.clone_index(self._index)
-        index.reset()
-        fresh = VectorSet(self.dim, self.factory, index)
-        for ids, vectors in blocks:
-            fresh.add(ids, vectors)
+        vectors) blocks of `blocks()`: removed ones (tombstones of HNSW and IVF) are gone
+        for good."""
+        fresh = VectorSet(self.dim, self.factory, _empty_copy(self._index))
+        fresh.fill(blocks)
         return fresh
+
+    def fill(self, blocks: Blocks) -> None:
+        """Add every (ids, vectors) block of `blocks()` to this empty set.
+
+        An IVF's inverted lists would grow by doubling as vectors arrive, each ending up to
+        twice its size (3 GiB more than the codes at 10M vectors of IVF4096,SQ8). So an IVF
+        reads the blocks twice: the first read assigns every vector to its list, each list
+        is then allocated at its final size, and the second read adds the vectors to the
+        lists they were assigned (FAISS's `add_core`), sequential ids under the IDMap2.
+        """
+        ivf = _inner_ivf(self._index)
+        lists = None if ivf is None else faiss.downcast_InvertedLists(ivf.invlists)
+        if not isinstance(lists, faiss.ArrayInvertedLists) or self._present:
+            for ids, vectors in blocks():
+                self.add(ids, vectors)
+            return
+        id_blocks, list_blocks = [], []
+        for ids, vectors in blocks():
+            id_blocks.append(np.asarray(ids, dtype=np.int64))
+            list_blocks.append(ivf.quantizer.assign(np.ascontiguousarray(vectors, np.float32), 1))
+        if not id_blocks:
+            return
+        all_ids = np.concatenate(id_blocks)
+        assigned = np.concatenate(list_blocks).reshape(-1)
+        del id_blocks, list_blocks
+        if len(np.unique(all_ids)) < len(all_ids):  # a replayed id: `add` skips repeats
+            for ids, vectors in blocks():
+                self.add(ids, vectors)
+            return
+        for list_no, count in enumerate(np.bincount(assigned, minlength=ivf.nlist).tolist()):
+            # Growing an empty list allocates exactly `count` entries (libstdc++), and
+            # shrinking it back keeps them for the adds.
+            lists.resize(list_no, count)
+            lists.resize(list_no, 0)
+        done = 0
+        for ids, vectors in blocks():
+            end = done + len(ids)
+            if not np.array_equal(ids, all_ids[done:end]):
+                raise ShapeIndexError("the vectors being added changed between two reads")
+            block = np.ascontiguousarray(vectors, np.float32)
+            where = np.ascontiguousarray(assigned[done:end])
+            ivf.add_core(len(block), faiss.swig_ptr(block), None, faiss.swig_ptr(where))
+            done = end
+        if done != len(all_ids):
+            raise ShapeIndexError("the vectors being added changed between two reads")
+        id_map = faiss.downcast_index(self._index)
+        faiss.copy_array_to_vector(all_ids, id_map.id_map)
+        id_map.ntotal = ivf.ntotal
+        id_map.construct_rev_map()
+        self._present = set(all_ids.tolist())
 
     def search(
         self,

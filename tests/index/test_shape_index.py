@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from index import ModelMismatchError, ShapeIndex, ShapeIndexError
-from index.vectors import HNSW_EF_CONSTRUCTION, VectorSet
+from index.vectors import HNSW_EF_CONSTRUCTION, VectorSet, train_index
 from tests.index.conftest import DIM
 
 
@@ -348,6 +348,81 @@ def test_every_shape_of_a_trained_ivf_index_gives_back_its_own_vector(tmp_path, 
         hit = index.search(vectors[650], k=1, label="added")[0]
         assert hit.id == ids[650] and hit.score > 0.95
     index.close()
+
+
+def _unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    vectors = rng.normal(size=(n, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("factory", ["IVF16,Flat", "IVF16,SQ8", "IVF16,PQ8"])
+def test_an_ivf_filled_with_its_lists_sized_first_is_the_index_plain_adds_give(rng, factory):
+    vectors = _unit_rows(rng, 700)
+    ids = rng.permutation(5000)[:700].astype(np.int64)  # the caller's ids, not 0, 1, ...
+    trained = train_index(DIM, factory, vectors)
+    reads = []
+
+    def blocks():
+        reads.append(None)
+        return ((ids[s : s + 64], vectors[s : s + 64]) for s in range(0, len(ids), 64))
+
+    filled = VectorSet(DIM, factory, faiss.clone_index(trained))
+    filled.fill(blocks)
+    assert len(reads) == 2  # assigned, then added to lists of their final size
+    added = VectorSet(DIM, factory, faiss.clone_index(trained))
+    for block_ids, block in blocks():
+        added.add(block_ids, block)
+    assert len(filled) == 700 and 123 not in filled and int(ids[5]) in filled
+    # The same lists, codes, ids and direct map, byte for byte.
+    assert bytes(faiss.serialize_index(filled._index)) == bytes(faiss.serialize_index(added._index))
+    query = vectors[17]
+    assert filled.search(query, 5) == added.search(query, 5)
+    np.testing.assert_array_equal(filled.vector(int(ids[17])), added.vector(int(ids[17])))
+
+
+@pytest.mark.parametrize("factory", ["IVF16,Flat", "IVF16,SQ8"])
+def test_a_rebuilt_ivf_keeps_the_training_and_leaves_the_index_it_came_from_whole(rng, factory):
+    vectors = _unit_rows(rng, 600)
+    ids = np.arange(600, dtype=np.int64)
+    trained = train_index(DIM, factory, vectors)
+    original = VectorSet(DIM, factory, faiss.clone_index(trained))
+    original.fill(lambda: iter([(ids, vectors)]))
+    before = bytes(faiss.serialize_index(original._index))
+    fresh = original.rebuilt(lambda: iter([(ids[100:], vectors[100:])]))
+    assert bytes(faiss.serialize_index(original._index)) == before
+    expected = VectorSet(DIM, factory, faiss.clone_index(trained))
+    expected.fill(lambda: iter([(ids[100:], vectors[100:])]))
+    assert bytes(faiss.serialize_index(fresh._index)) == bytes(
+        faiss.serialize_index(expected._index)
+    )
+    del original  # each index frees its own lists, once
+    assert fresh.search(vectors[200], 1)[0][0] == 200 and 50 not in fresh
+
+
+def test_a_fill_whose_blocks_change_between_its_two_reads_is_refused(rng):
+    vectors = _unit_rows(rng, 300)
+    reads = []
+
+    def blocks():
+        reads.append(None)
+        first = 0 if len(reads) == 1 else 1000  # the second read gives other ids
+        return iter([(np.arange(first, first + 300, dtype=np.int64), vectors)])
+
+    filled = VectorSet(DIM, "IVF16,Flat", train_index(DIM, "IVF16,Flat", vectors))
+    with pytest.raises(ShapeIndexError, match="changed between two reads"):
+        filled.fill(blocks)
+
+
+def test_a_fill_that_meets_an_id_twice_keeps_it_once(rng):
+    vectors = _unit_rows(rng, 300)
+
+    def blocks():  # a replayed log: the first 100 adds come again
+        ids = np.arange(300, dtype=np.int64)
+        return iter([(ids, vectors), (ids[:100], vectors[:100])])
+
+    filled = VectorSet(DIM, "IVF16,SQ8", train_index(DIM, "IVF16,SQ8", vectors))
+    filled.fill(blocks)
+    assert len(filled) == 300 and filled._index.ntotal == 300
 
 
 def test_an_ivf_index_written_with_faiss_broken_hash_table_is_mended_when_read(rng):
