@@ -294,6 +294,14 @@ class _Generation:
         if covers is not None and not matches:
             sources.append(("snapshot alone", True, None))
 
+        # Where the log is replayed: an empty index of the factory or, for a factory that
+        # needs training, an empty copy of the snapshot's index, whose training holds even
+        # where its vectors do not (a crash between a compaction's new log and its
+        # snapshot): replayed into a Flat index, such a generation stayed exact, in fp32,
+        # until the next reindex.
+        replay_into = VectorSet(self.dim, self.factory)
+        if replay_into.staged and from_snapshot is not None and not from_snapshot.staged:
+            replay_into = from_snapshot.emptied()
         rows = self.store.ids()
         self.vectors, scan, source = VectorSet(self.dim, self.factory), _NO_LOG, "none"
         for name, use_snapshot, offset in sources:
@@ -301,7 +309,7 @@ class _Generation:
             if use_snapshot:  # one source at most: "snapshot" or "snapshot alone"
                 self.vectors, from_snapshot = from_snapshot, None
             else:
-                self.vectors = VectorSet(self.dim, self.factory)
+                self.vectors = replay_into
             scan = _NO_LOG if offset is None else scan_log(self.log.path, self.dim, offset)
             self._apply(scan.entries)
             if not len(np.setdiff1d(rows, self.vectors.ids())):

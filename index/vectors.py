@@ -344,11 +344,15 @@ class VectorSet:
     def has_tombstones(self) -> bool:
         return bool(self._tombstones)
 
+    def emptied(self) -> VectorSet:
+        """An empty set of the same kind, its training kept."""
+        return VectorSet(self.dim, self.factory, _empty_copy(self._index))
+
     def rebuilt(self, blocks: Blocks) -> VectorSet:
         """A fresh index of the same kind (its training kept) holding only the (ids,
         vectors) blocks of `blocks()`: removed ones (tombstones of HNSW and IVF) are gone
         for good."""
-        fresh = VectorSet(self.dim, self.factory, _empty_copy(self._index))
+        fresh = self.emptied()
         fresh.fill(blocks)
         return fresh
 
