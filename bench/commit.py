@@ -1,5 +1,5 @@
-"""Peak memory and time of a reindex commit into a factory that needs training, and of
-opening what it committed.
+"""Peak memory and time of a reindex commit into a factory that needs training, of
+opening what it committed, and of reopening it after a crash in a compaction.
 
 An `IndexBuilder` is given `--vectors` random unit descriptors (as a reindex's parts
 give them), then commits: the factory is trained on a sample of the generation's log and
@@ -7,7 +7,11 @@ every vector is streamed into it from the log, then the snapshot is written. The
 is removed and the index snapshotted: for a lossy factory (SQ, PQ) that is a compaction,
 the log rewritten and the index rebuilt without it. The process's peak resident size is
 read from getrusage before and after each step. A child process then opens the index, as a
-serving process does after a reindex, and reports its own peak:
+serving process does after a reindex, and reports its own peak. Last, a child removes one
+more shape and dies (no close, so no snapshot), the log is rewritten as the compaction
+that would follow writes it first (one add per live shape, a new epoch), and a fresh
+process opens what that crash leaves: the snapshot no longer matches the log, so the log
+is replayed into the snapshot's trained index.
 
     python -m bench.commit [--vectors 1000000] [--factory IVF1024,SQ8]
 """
@@ -23,10 +27,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from index import ShapeIndex
+from index.log import OP_ADD, OP_REMOVE, iter_log, write_log
 
 DIM = 512
 _BLOCK = 10_000
@@ -42,6 +48,14 @@ with ShapeIndex.open(sys.argv[1], "bench", dim=int(sys.argv[2]), factory=sys.arg
 status = Path("/proc/self/status").read_text()
 peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) / 2**20
 print(json.dumps({"peak": peak, "seconds": seconds, "count": count}))
+"""
+
+_CRASH = """
+import os, sys
+from index import ShapeIndex
+index = ShapeIndex.open(sys.argv[1], "bench", dim=int(sys.argv[2]), factory=sys.argv[3])
+index.remove(index.list(limit=1)[0].id)
+os._exit(0)
 """
 
 
@@ -72,6 +86,32 @@ def _commit(root: str, vectors: int, factory: str) -> tuple[float, ...]:
         return before, committed, commit_s, _peak_gib(), time.perf_counter() - start_s
 
 
+def _child(code: str, root: str, factory: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", code, root, str(DIM), factory],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def _crash_in_a_compaction(root: str, factory: str) -> None:
+    """Remove a shape in a process that then dies, and write the log as the compaction
+    that its snapshot would have run writes it first; its snapshot is never written."""
+    _child(_CRASH, root, factory)
+    model_dir = Path(root) / "bench"
+    log = model_dir / (model_dir / "CURRENT").read_text().strip() / "log"
+    removed = {entry.shape_id for entry in iter_log(log, DIM) if entry.op == OP_REMOVE}
+    write_log(
+        log,
+        (
+            (entry.shape_id, entry.vector)
+            for entry in iter_log(log, DIM)
+            if entry.op == OP_ADD and entry.shape_id not in removed
+        ),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=1_000_000)
@@ -80,25 +120,26 @@ def main(argv: Sequence[str] | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="gmvit-commit-") as tmp:
         before, after, seconds, compacted, compact_s = _commit(tmp, args.vectors, args.factory)
         gc.collect()  # the builder's index is gone before the child opens the new one
-        opened = json.loads(
-            subprocess.run(
-                [sys.executable, "-c", _OPEN, tmp, str(DIM), args.factory],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-        )
-    if opened["count"] != args.vectors - 1:
-        raise SystemExit(f"the index holds {opened['count']} of {args.vectors - 1} vectors")
+        opened = json.loads(_child(_OPEN, tmp, args.factory))
+        _crash_in_a_compaction(tmp, args.factory)
+        recovered = json.loads(_child(_OPEN, tmp, args.factory))
+    for step, count, expected in (("open", opened, 1), ("recovery", recovered, 2)):
+        if count["count"] != args.vectors - expected:
+            raise SystemExit(
+                f"after the {step} the index holds {count['count']} of "
+                f"{args.vectors - expected} vectors"
+            )
     raw = args.vectors * DIM * 4 / 2**30
     table = "\n".join(
         [
             "| vectors | factory | fp32 GiB | peak GiB before commit | peak GiB | commit s "
-            "| after a removal: peak GiB | snapshot s | open: peak GiB | open s |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| after a removal: peak GiB | snapshot s | open: peak GiB | open s "
+            "| open after a crash in a compaction: peak GiB | s |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| {args.vectors:,} | {args.factory} | {raw:.2f} | {before:.2f} | {after:.2f} "
             f"| {seconds:.0f} | {compacted:.2f} | {compact_s:.0f} | {opened['peak']:.2f} "
-            f"| {opened['seconds']:.0f} |",
+            f"| {opened['seconds']:.0f} | {recovered['peak']:.2f} "
+            f"| {recovered['seconds']:.0f} |",
         ]
     )
     print(table)

@@ -93,6 +93,7 @@ from index.log import (
     OP_REMOVE,
     AddsFile,
     AppendLog,
+    LogEntry,
     LogScan,
     encode,
     iter_log,
@@ -307,11 +308,16 @@ class _Generation:
         for name, use_snapshot, offset in sources:
             source = name
             if use_snapshot:  # one source at most: "snapshot" or "snapshot alone"
+                if from_snapshot is None:  # let go of while the log was replayed
+                    from_snapshot = VectorSet.read(snapshot_path, self.dim, self.factory)[0]
                 self.vectors, from_snapshot = from_snapshot, None
             else:
+                from_snapshot = None  # not held beside the replay: read again if needed
                 self.vectors = replay_into
-            scan = _NO_LOG if offset is None else scan_log(self.log.path, self.dim, offset)
-            self._apply(scan.entries)
+            if offset is None:
+                scan = _NO_LOG
+            else:
+                scan = scan_log(self.log.path, self.dim, offset, apply=self._apply)
             if not len(np.setdiff1d(rows, self.vectors.ids())):
                 break
         missing = np.setdiff1d(rows, self.vectors.ids())
@@ -343,7 +349,7 @@ class _Generation:
             self.store.delete(missing.tolist())
         if len(orphans):
             self.vectors.remove(orphans)
-        self.log_records = len(scan.entries)
+        self.log_records = scan.count
         if not durable:
             return
         for note in notes:
@@ -355,13 +361,23 @@ class _Generation:
         elif scan.torn_tail:
             self.log.cut(scan.end)
 
-    def _apply(self, entries: list) -> None:
+    def _apply(self, entries: list[LogEntry]) -> None:
+        """Replay log entries in order, each run of adds in one call to the index."""
+        adds: list[LogEntry] = []
         for entry in entries:
-            ids = np.array([entry.shape_id], dtype=np.int64)
             if entry.op == OP_ADD:
-                self.vectors.add(ids, entry.vector.reshape(1, -1))
-            elif entry.op == OP_REMOVE:
-                self.vectors.remove(ids)
+                adds.append(entry)
+                continue
+            self._add_entries(adds)
+            adds = []
+            if entry.op == OP_REMOVE:
+                self.vectors.remove(np.array([entry.shape_id], dtype=np.int64))
+        self._add_entries(adds)
+
+    def _add_entries(self, adds: list[LogEntry]) -> None:
+        if adds:
+            ids = np.array([entry.shape_id for entry in adds], dtype=np.int64)
+            self.vectors.add(ids, np.stack([entry.vector for entry in adds]))
 
     def catch_up(self) -> None:
         """Replay what another process appended to the log since we last read it."""

@@ -314,10 +314,16 @@ class VectorSet:
         return np.fromiter((i not in self._tombstones for i in ids.tolist()), bool, len(ids))
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add unit vectors; ids already present are skipped (a replayed log is idempotent,
-        ids are never reused, so a present id already holds this vector)."""
+        """Add unit vectors; ids already present, or met before in `ids`, are skipped (a
+        replayed log is idempotent, ids are never reused, so a present id already holds
+        this vector)."""
         ids = np.asarray(ids, dtype=np.int64)
-        fresh = np.fromiter((i not in self._present for i in ids.tolist()), bool, len(ids))
+        fresh = np.zeros(len(ids), dtype=bool)
+        seen: set[int] = set()
+        for k, shape_id in enumerate(ids.tolist()):
+            if shape_id not in self._present and shape_id not in seen:
+                fresh[k] = True
+                seen.add(shape_id)
         if not fresh.any():
             return
         if not fresh.all():

@@ -1,5 +1,5 @@
 """bench/commit.py commits a trained factory, removes a shape, and reports the peak memory
-of each step and of opening the result."""
+of each step, of opening the result, and of reopening it after a crash in a compaction."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ def test_the_commit_bench_commits_and_reports_its_peak():
     table = commit.main(["--vectors", "3000", "--factory", "IVF16,SQ8"])
     row = table.splitlines()[-1].strip("|").split("|")
     cells = [cell.strip() for cell in row]
-    vectors, factory, raw, before, after, _seconds, compacted, _compact_s, opened, _ = cells
+    vectors, factory, raw, before, after, _, compacted, _, opened, _, recovered, _ = cells
     assert (vectors, factory) == ("3,000", "IVF16,SQ8")
     assert float(raw) > 0 and float(compacted) >= float(after) >= float(before) > 0
-    assert float(opened) > 0
+    assert float(opened) > 0 and float(recovered) > 0

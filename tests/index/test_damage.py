@@ -245,3 +245,12 @@ def test_a_crash_between_a_compactions_log_and_its_snapshot_keeps_the_trained_in
             error = np.abs(stored - vectors[1:]).max()
             assert 1e-4 < error < 0.05
             assert index.search(vectors[7], k=1)[0].id == ids[7]
+
+
+def test_a_log_of_another_copy_that_falls_short_gives_way_to_the_snapshot(tmp_path, rng):
+    vectors = fill(tmp_path, rng)
+    log = generation(tmp_path) / "log"
+    adds = [(e.shape_id, e.vector) for e in iter_log(log, DIM) if e.op == OP_ADD]
+    write_log(log, iter(adds[: N // 2]))  # a new epoch, half the shapes
+    assert_serves(tmp_path, vectors)  # from the snapshot, read again after the log's replay
+    assert len(list(iter_log(log, DIM))) == N  # rewritten from the snapshot

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from index import ModelMismatchError, ShapeIndex, ShapeIndexError
+from index.log import APPLY_BATCH, OP_ADD, OP_REMOVE, AppendLog, encode, scan_log, write_log
 from index.vectors import HNSW_EF_CONSTRUCTION, VectorSet, train_index
 from tests.index.conftest import DIM
 
@@ -397,6 +398,32 @@ def test_a_rebuilt_ivf_keeps_the_training_and_leaves_the_index_it_came_from_whol
     )
     del original  # each index frees its own lists, once
     assert fresh.search(vectors[200], 1)[0][0] == 200 and 50 not in fresh
+
+
+def test_a_scan_that_applies_hands_every_record_over_in_order_and_keeps_none(tmp_path, rng):
+    vectors = _unit_rows(rng, 2 * APPLY_BATCH + 5)
+    path = tmp_path / "log"
+    write_log(path, zip(range(len(vectors)), vectors, strict=True))
+    log = AppendLog(path)
+    log.append(encode(OP_REMOVE, 3))
+    log.close()
+    batches: list[list] = []
+    scan = scan_log(path, DIM, apply=lambda entries: batches.append(list(entries)))
+    assert [len(b) for b in batches] == [APPLY_BATCH, APPLY_BATCH, 6]
+    handed = [entry for batch in batches for entry in batch]
+    assert [e.shape_id for e in handed] == [*range(len(vectors)), 3]
+    assert handed[-1].op == OP_REMOVE and handed[7].op == OP_ADD
+    np.testing.assert_array_equal(handed[7].vector, vectors[7])
+    assert scan.entries == [] and scan.count == len(vectors) + 1
+    assert scan.end == scan.size and not scan.damaged
+
+
+def test_an_id_met_twice_in_one_add_is_added_once(rng):
+    vectors = VectorSet(DIM, "Flat")
+    data = _unit_rows(rng, 3)
+    vectors.add(np.array([5, 6, 5], dtype=np.int64), data)
+    assert len(vectors) == 2 and vectors._index.ntotal == 2
+    np.testing.assert_allclose(vectors.vector(5), data[0], atol=1e-6)  # the first one
 
 
 def test_a_fill_whose_blocks_change_between_its_two_reads_is_refused(rng):
