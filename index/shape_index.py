@@ -295,14 +295,6 @@ class _Generation:
         if covers is not None and not matches:
             sources.append(("snapshot alone", True, None))
 
-        # Where the log is replayed: an empty index of the factory or, for a factory that
-        # needs training, an empty copy of the snapshot's index, whose training holds even
-        # where its vectors do not (a crash between a compaction's new log and its
-        # snapshot): replayed into a Flat index, such a generation stayed exact, in fp32,
-        # until the next reindex.
-        replay_into = VectorSet(self.dim, self.factory)
-        if replay_into.staged and from_snapshot is not None and not from_snapshot.staged:
-            replay_into = from_snapshot.emptied()
         rows = self.store.ids()
         self.vectors, scan, source = VectorSet(self.dim, self.factory), _NO_LOG, "none"
         for name, use_snapshot, offset in sources:
@@ -312,8 +304,10 @@ class _Generation:
                     from_snapshot = VectorSet.read(snapshot_path, self.dim, self.factory)[0]
                 self.vectors, from_snapshot = from_snapshot, None
             else:
+                self.vectors = self._replay_target(
+                    from_snapshot if from_snapshot is not None else self.vectors
+                )
                 from_snapshot = None  # not held beside the replay: read again if needed
-                self.vectors = replay_into
             if offset is None:
                 scan = _NO_LOG
             else:
@@ -360,6 +354,15 @@ class _Generation:
             self.snapshot()  # the snapshot was damaged, stale or never written
         elif scan.torn_tail:
             self.log.cut(scan.end)
+
+    def _replay_target(self, trained: VectorSet) -> VectorSet:
+        """Where the log is replayed: an empty index of the factory or, for a factory that
+        needs training, an empty copy of `trained` (the snapshot's index), whose training
+        holds even where its vectors do not (a crash between a compaction's new log and
+        its snapshot): replayed into a Flat index, such a generation stayed exact, in
+        fp32, until the next reindex."""
+        fresh = VectorSet(self.dim, self.factory)
+        return trained.emptied() if fresh.staged and not trained.staged else fresh
 
     def _apply(self, entries: list[LogEntry]) -> None:
         """Replay log entries in order, each run of adds in one call to the index."""
