@@ -140,9 +140,16 @@ def needs_training(dim: int, factory: str) -> bool:
     return not make_faiss_index(dim, factory).is_trained
 
 
-def _exact_codes(factory: str) -> bool:
-    """Whether the factory keeps vectors whole (reconstruct gives them back exactly)."""
-    return not any(code in factory.upper() for code in ("PQ", "SQ", "LSH", "RQ"))
+def _storage(index: faiss.Index) -> faiss.Index:
+    """The index inside an IDMap2 that holds the vectors (an HNSW graph's storage)."""
+    inner = faiss.downcast_index(faiss.downcast_index(index).index)
+    return faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
+
+
+def _keeps_whole_vectors(index: faiss.Index) -> bool:
+    """Whether the index gives its vectors back exactly (reconstruct), not from codes (SQ,
+    PQ): by what it is, not by the factory asked for, which a snapshot may predate."""
+    return isinstance(_storage(index), faiss.IndexFlat | faiss.IndexIVFFlat)
 
 
 def _inner_ivf(index: faiss.Index) -> faiss.IndexIVF | None:
@@ -217,7 +224,7 @@ class VectorSet:
         self._index = _with_direct_map(index)
         inner = faiss.downcast_index(faiss.downcast_index(self._index).index)
         self.staged = isinstance(inner, faiss.IndexFlat) and needs_training(dim, factory)
-        self.exact = self.staged or _exact_codes(factory)
+        self.exact = self.staged or _keeps_whole_vectors(self._index)
         self._removable = _supports_remove(self._index)
         self._is_hnsw = isinstance(inner, faiss.IndexHNSW)
         self._is_ivf = isinstance(inner, faiss.IndexIVF)
@@ -340,6 +347,16 @@ class VectorSet:
             self._present.difference_update(doomed)
         else:
             self._tombstones.update(doomed)
+
+    def as_stored(self, vectors: np.ndarray) -> np.ndarray:
+        """What the index gives back for these (n, dim) vectors once it holds them: the
+        vectors themselves where it keeps them whole, else their codes decoded (equal, bit
+        for bit, to what `vector` reconstructs)."""
+        vectors = np.ascontiguousarray(vectors, np.float32)
+        if self.exact:
+            return vectors
+        codec = _storage(self._index)
+        return codec.sa_decode(codec.sa_encode(vectors))
 
     def vector(self, shape_id: int) -> np.ndarray | None:
         if shape_id not in self:

@@ -15,7 +15,7 @@ import pytest
 
 from index import IndexDamagedError, ShapeIndex, ShapeIndexError
 from index.check import check_index, repair_index
-from index.log import OP_ADD, iter_log, scan_log, write_log
+from index.log import HEADER_SIZE, OP_ADD, encode, iter_log, scan_log, write_log
 from index.vectors import make_faiss_index
 from tests.index.conftest import DIM
 
@@ -254,3 +254,25 @@ def test_a_log_of_another_copy_that_falls_short_gives_way_to_the_snapshot(tmp_pa
     write_log(log, iter(adds[: N // 2]))  # a new epoch, half the shapes
     assert_serves(tmp_path, vectors)  # from the snapshot, read again after the log's replay
     assert len(list(iter_log(log, DIM))) == N  # rewritten from the snapshot
+
+
+def test_check_holds_a_lossy_snapshot_to_its_log_by_the_codes_it_stores(tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(600, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8") as index:
+        with index.rebuild() as builder:
+            ids = [
+                builder.add(v, name=f"b{i}", sha256=f"b{i}", source="reindex")
+                for i, v in enumerate(vectors)
+            ]
+            builder.commit()
+    report = check_index(tmp_path / "m")
+    assert report.ok, report.problems  # SQ8 codes are not the log's vectors, yet agree
+    # One record of the log rewritten with another vector, checksum and all.
+    record = encode(OP_ADD, ids[5], -vectors[5])
+    with open(generation(tmp_path) / "log", "r+b") as log:
+        log.seek(HEADER_SIZE + 5 * len(record))
+        log.write(record)
+    problems = check_index(tmp_path / "m").problems
+    assert problems == ["1 vectors differ between the snapshot and the log"]
