@@ -100,8 +100,7 @@ def _check_live(model_dir: Path, report: CheckReport) -> None:
         return
     try:
         report.shapes = generation.store.count()
-        live_ids, live_vectors = generation.vectors.live_vectors()
-        _compare_copies(generation, dim, live_ids, live_vectors, report)
+        _compare_copies(generation, dim, generation.vectors.ids(), report)
     finally:
         generation.close()
 
@@ -120,14 +119,10 @@ def _dimension(meta: Path) -> int:
 
 
 def _compare_copies(
-    generation: _Generation,
-    dim: int,
-    live_ids: np.ndarray,
-    live_vectors: np.ndarray,
-    report: CheckReport,
+    generation: _Generation, dim: int, live_ids: np.ndarray, report: CheckReport
 ) -> None:
     """Both copies of every vector, the snapshot's and the log's, hold the live set."""
-    live = dict(zip(live_ids.tolist(), live_vectors, strict=True))
+    live = set(live_ids.tolist())
     if generation.log.epoch is None:
         report.notes.append("legacy file format: upgraded at the next open for writing")
         return
@@ -148,7 +143,7 @@ def _compare_copies(
     lost = [i for i in live if i not in from_log]
     if lost and not scan.damaged_inside:
         report.problems.append(f"{len(lost)} live vectors are not in the log")
-    unrecorded = len(set(from_log) - set(live))
+    unrecorded = len(from_log.keys() - live)
     if unrecorded:
         report.notes.append(f"{unrecorded} uncommitted adds in the log (dropped at next open)")
     snapshot = generation.path / "vectors.faiss"
@@ -163,13 +158,13 @@ def _compare_copies(
     if covers.epoch != generation.log.epoch:
         report.problems.append("the snapshot was taken from another copy of the log")
         return
-    ids, stored = vectors.live_vectors()
-    logged = np.array([i in from_log for i in ids.tolist()], dtype=bool)
     differ = 0
-    if logged.any():
-        # An SQ or PQ snapshot holds codes: the log's vector is compared as the index stores it.
-        expected = vectors.as_stored(np.stack([from_log[i] for i in ids[logged].tolist()]))
-        differ = int((expected != stored[logged]).any(axis=1).sum())
+    for ids, stored in vectors.live_chunks():
+        logged = np.array([i in from_log for i in ids.tolist()], dtype=bool)
+        if logged.any():
+            # An SQ or PQ snapshot holds codes: the log's vector is compared as stored.
+            expected = vectors.as_stored(np.stack([from_log[i] for i in ids[logged].tolist()]))
+            differ += int((expected != stored[logged]).any(axis=1).sum())
     if differ:
         report.problems.append(f"{differ} vectors differ between the snapshot and the log")
 
