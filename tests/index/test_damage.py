@@ -17,7 +17,7 @@ from index import IndexDamagedError, ShapeIndex, ShapeIndexError
 from index.check import check_index, repair_index
 from index.log import HEADER_SIZE, OP_ADD, encode, iter_log, scan_log, write_log
 from index.vectors import make_faiss_index
-from tests.index.conftest import DIM
+from tests.index.conftest import DIM, reindexed
 
 N = 12
 
@@ -219,16 +219,7 @@ def test_repair_gives_up_lost_descriptors_only_when_asked(tmp_path, rng):
 
 
 def test_a_crash_between_a_compactions_log_and_its_snapshot_keeps_the_trained_index(tmp_path):
-    rng = np.random.default_rng(2)
-    vectors = rng.normal(size=(600, DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8") as index:
-        with index.rebuild() as builder:
-            ids = [
-                builder.add(v, name=f"b{i}", sha256=f"b{i}", source="reindex")
-                for i, v in enumerate(vectors)
-            ]
-            builder.commit()
+    vectors, ids = reindexed(tmp_path, "IVF16,SQ8", seed=2)
     index = ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8")
     index.remove(ids[0])
     del index  # crashed in the compaction that drops ids[0] from the index and the log:
@@ -257,16 +248,7 @@ def test_a_log_of_another_copy_that_falls_short_gives_way_to_the_snapshot(tmp_pa
 
 
 def test_check_holds_a_lossy_snapshot_to_its_log_by_the_codes_it_stores(tmp_path):
-    rng = np.random.default_rng(3)
-    vectors = rng.normal(size=(600, DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8") as index:
-        with index.rebuild() as builder:
-            ids = [
-                builder.add(v, name=f"b{i}", sha256=f"b{i}", source="reindex")
-                for i, v in enumerate(vectors)
-            ]
-            builder.commit()
+    vectors, ids = reindexed(tmp_path, "IVF16,SQ8", seed=3)
     report = check_index(tmp_path / "m")
     assert report.ok, report.problems  # SQ8 codes are not the log's vectors, yet agree
     # One record of the log rewritten with another vector, checksum and all.

@@ -7,7 +7,7 @@ import pytest
 from index import ModelMismatchError, ShapeIndex, ShapeIndexError
 from index.log import APPLY_BATCH, OP_ADD, OP_REMOVE, AppendLog, encode, scan_log, write_log
 from index.vectors import HNSW_EF_CONSTRUCTION, VectorSet, train_index
-from tests.index.conftest import DIM
+from tests.index.conftest import DIM, reindexed
 
 
 def _fill(index: ShapeIndex, rng: np.random.Generator, n: int, rare_every: int = 0) -> list:
@@ -467,16 +467,8 @@ def test_an_ivf_index_written_with_faiss_broken_hash_table_is_mended_when_read(r
 
 
 def test_a_lossy_index_whose_log_was_lost_is_compacted_from_its_codes(tmp_path):
-    rng = np.random.default_rng(4)
-    vectors = rng.normal(size=(600, DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors, ids = reindexed(tmp_path, "IVF16,SQ8", seed=4)
     with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8") as index:
-        with index.rebuild() as builder:
-            ids = [
-                builder.add(v, name=f"b{i}", sha256=f"b{i}", source="reindex")
-                for i, v in enumerate(vectors)
-            ]
-            builder.commit()
         index.remove(ids[0])
     generation = tmp_path / "m" / (tmp_path / "m" / "CURRENT").read_text().strip()
     (generation / "log").unlink()
