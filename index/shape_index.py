@@ -300,7 +300,7 @@ class _Generation:
         for name, use_snapshot, offset in sources:
             source = name
             if use_snapshot:  # one source at most: "snapshot" or "snapshot alone"
-                if from_snapshot is None:  # let go of while the log was replayed
+                if from_snapshot is None:  # released while the log was replayed
                     from_snapshot = VectorSet.read(snapshot_path, self.dim, self.factory)[0]
                 self.vectors, from_snapshot = from_snapshot, None
             else:
