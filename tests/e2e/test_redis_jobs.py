@@ -39,7 +39,10 @@ class Stack:
             root / "var",
             redis_url=redis_url,
             allowed_roots=self.allowed,
-            job_stale_s=3,
+            # Long beside the seconds that a test freezes the workers for (SIGSTOP) or that a
+            # loaded machine starves their heartbeats: at 3 s, a reindex under load lost
+            # its pieces to the reaper until it failed.
+            job_stale_s=30,
             reindex_chunk=4,
         )
         # Workers first: a server on Redis is ready only once a worker can run its jobs.
@@ -190,7 +193,8 @@ def test_shapes_acknowledged_during_a_reindex_are_kept(stack, synthetic_set) -> 
             )
             assert added.status_code == 201, added.text
             acknowledged.append(added.json()["shape"])
-    assert wait_job(stack.server.http, job["id"])["state"] == "succeeded"
+    job = wait_job(stack.server.http, job["id"])
+    assert job["state"] == "succeeded", (job, [w.tail() for w in stack.workers])
     present = {shape["id"]: shape for shape in stack.shapes()}
     for shape in acknowledged:
         assert present.get(shape["id"]) == shape
