@@ -123,11 +123,11 @@ def main(argv: Sequence[str] | None = None) -> str:
         opened = json.loads(_child(_OPEN, tmp, args.factory))
         _crash_in_a_compaction(tmp, args.factory)
         recovered = json.loads(_child(_OPEN, tmp, args.factory))
-    for step, count, expected in (("open", opened, 1), ("recovery", recovered, 2)):
-        if count["count"] != args.vectors - expected:
+    for step, result, removed in (("open", opened, 1), ("recovery", recovered, 2)):
+        if result["count"] != args.vectors - removed:
             raise SystemExit(
-                f"after the {step} the index holds {count['count']} of "
-                f"{args.vectors - expected} vectors"
+                f"after the {step} the index holds {result['count']} of "
+                f"{args.vectors - removed} vectors"
             )
     raw = args.vectors * DIM * 4 / 2**30
     table = "\n".join(
