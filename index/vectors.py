@@ -294,11 +294,6 @@ class VectorSet:
     def ids(self) -> np.ndarray:
         return np.fromiter((i for i in self._present if i not in self._tombstones), dtype=np.int64)
 
-    def live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of every live vector, in the index's order."""
-        whole = list(self.live_chunks(max(1, self._index.ntotal)))
-        return whole[0] if whole else (np.empty(0, np.int64), np.empty((0, self.dim), np.float32))
-
     def live_chunks(self, size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) of the live vectors, at most `size` at a time, in the index's
         order: what a commit walks through without a second copy of them all."""

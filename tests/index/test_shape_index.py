@@ -208,9 +208,6 @@ def test_live_chunks_walk_the_live_vectors_in_order_without_tombstones(rng):
     walked = np.concatenate([block for _, block in chunks])
     assert ids.tolist() == [0, 1, 2, 4, 5, 6, 8, 9]
     np.testing.assert_array_equal(walked, data[ids])
-    whole_ids, whole = vectors.live_vectors()
-    np.testing.assert_array_equal(whole_ids, ids)
-    np.testing.assert_array_equal(whole, walked)
 
 
 @pytest.mark.parametrize("factory", ["IVF16,Flat", "IVF16,PQ8"])
