@@ -5,6 +5,7 @@ beside a serving process (its writes wait)."""
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from index.errors import IndexDamagedError, ShapeIndexError
 from index.files import write_atomically
-from index.log import OP_ADD, scan_log
+from index.log import OP_ADD, AppendLog, LogEntry, LogScan, read_added_vectors, scan_log
 from index.shape_index import _FileLock, _Generation, _read_current
 from index.vectors import SnapshotDamaged, VectorSet
 
@@ -100,9 +101,13 @@ def _check_live(model_dir: Path, report: CheckReport) -> None:
         return
     try:
         report.shapes = generation.store.count()
-        _compare_copies(generation, dim, generation.vectors.ids(), report)
+        live_ids = generation.vectors.ids()
+        log, factory = generation.log, generation.factory
     finally:
         generation.close()
+    # Its vectors go before the snapshot is read again: at 10M vectors each is gigabytes.
+    del generation
+    _compare_copies(path, dim, factory, log, live_ids, report)
 
 
 def _dimension(meta: Path) -> int:
@@ -119,14 +124,15 @@ def _dimension(meta: Path) -> int:
 
 
 def _compare_copies(
-    generation: _Generation, dim: int, live_ids: np.ndarray, report: CheckReport
+    path: Path, dim: int, factory: str, log: AppendLog, live_ids: np.ndarray, report: CheckReport
 ) -> None:
-    """Both copies of every vector, the snapshot's and the log's, hold the live set."""
-    live = set(live_ids.tolist())
-    if generation.log.epoch is None:
+    """Both copies of every vector, the snapshot's and the log's, hold the live set. The log
+    is read twice and never held: once for where each shape's last add is, then for the
+    vectors of each chunk of the snapshot."""
+    if log.epoch is None:
         report.notes.append("legacy file format: upgraded at the next open for writing")
         return
-    scan = scan_log(generation.log.path, dim)
+    logged_ids, logged_offsets, scan = _last_adds(log.path, dim)
     if scan.damaged_inside:
         report.problems.append(
             f"the log is damaged at byte {scan.damaged[0]} (the snapshot still holds its "
@@ -134,39 +140,53 @@ def _compare_copies(
         )
     elif scan.torn_tail:
         report.notes.append("the log ends in a torn record (cut at the next open)")
-    from_log: dict[int, np.ndarray] = {}
-    for entry in scan.entries:
-        if entry.op == OP_ADD:
-            from_log[entry.shape_id] = entry.vector
-        else:
-            from_log.pop(entry.shape_id, None)
-    lost = [i for i in live if i not in from_log]
+    lost = len(np.setdiff1d(live_ids, logged_ids))
     if lost and not scan.damaged_inside:
-        report.problems.append(f"{len(lost)} live vectors are not in the log")
-    unrecorded = len(from_log.keys() - live)
+        report.problems.append(f"{lost} live vectors are not in the log")
+    unrecorded = len(np.setdiff1d(logged_ids, live_ids))
     if unrecorded:
         report.notes.append(f"{unrecorded} uncommitted adds in the log (dropped at next open)")
-    snapshot = generation.path / "vectors.faiss"
+    snapshot = path / "vectors.faiss"
     if not snapshot.exists():
         report.notes.append("no snapshot yet (the next snapshot writes one)")
         return
     try:
-        vectors, covers = VectorSet.read(snapshot, dim, generation.factory)
+        vectors, covers = VectorSet.read(snapshot, dim, factory)
     except SnapshotDamaged as exc:
         report.problems.append(f"{exc} (the log still holds its vectors: repair rewrites it)")
         return
-    if covers.epoch != generation.log.epoch:
+    if covers.epoch != log.epoch:
         report.problems.append("the snapshot was taken from another copy of the log")
         return
     differ = 0
     for ids, stored in vectors.live_chunks():
-        logged = np.array([i in from_log for i in ids.tolist()], dtype=bool)
+        at = np.searchsorted(logged_ids, ids)
+        logged = at < len(logged_ids)
+        logged[logged] = logged_ids[at[logged]] == ids[logged]
         if logged.any():
             # An SQ or PQ snapshot holds codes: the log's vector is compared as stored.
-            expected = vectors.as_stored(np.stack([from_log[i] for i in ids[logged].tolist()]))
-            differ += int((expected != stored[logged]).any(axis=1).sum())
+            found = read_added_vectors(log.path, dim, logged_offsets[at[logged]])
+            differ += int((vectors.as_stored(found) != stored[logged]).any(axis=1).sum())
     if differ:
         report.problems.append(f"{differ} vectors differ between the snapshot and the log")
+
+
+def _last_adds(log_path: Path, dim: int) -> tuple[np.ndarray, np.ndarray, LogScan]:
+    """(ids, offsets) of the shapes whose last record in the log is an add, ids sorted, and
+    the scan. 17 bytes a record in memory, not the 2 KiB of its vector."""
+    ids, offsets, adds = array("q"), array("q"), array("b")
+
+    def note(entries: list[LogEntry]) -> None:
+        ids.extend(entry.shape_id for entry in entries)
+        offsets.extend(entry.offset for entry in entries)
+        adds.extend(entry.op == OP_ADD for entry in entries)
+
+    scan = scan_log(log_path, dim, apply=note)
+    # Each shape's first record in the reversed log is its last one.
+    shapes, first = np.unique(np.frombuffer(ids, dtype=np.int64)[::-1], return_index=True)
+    last = len(ids) - 1 - first
+    added = np.frombuffer(adds, dtype=np.int8)[last] == 1
+    return shapes[added], np.frombuffer(offsets, dtype=np.int64)[last[added]], scan
 
 
 def repair_index(

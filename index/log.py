@@ -48,6 +48,7 @@ class LogEntry:
     op: int
     shape_id: int
     vector: np.ndarray | None
+    offset: int  # where its record starts in the file
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,13 @@ def read_header(path: Path) -> tuple[bytes | None, int]:
     return None, 0
 
 
-def _decode(payload: bytes, dim: int) -> LogEntry | None:
+def _decode(payload: bytes, dim: int, offset: int) -> LogEntry | None:
     op, shape_id = _OP.unpack_from(payload)
     if op == OP_ADD and len(payload) == _OP.size + 4 * dim:
         vector = np.frombuffer(payload, dtype="<f4", offset=_OP.size).astype(np.float32)
-        return LogEntry(op, shape_id, vector)
+        return LogEntry(op, shape_id, vector, offset)
     if op == OP_REMOVE and len(payload) == _OP.size:
-        return LogEntry(op, shape_id, None)
+        return LogEntry(op, shape_id, None, offset)
     return None
 
 
@@ -130,7 +131,7 @@ def _records(path: Path, start: int, dim: int) -> Iterator[tuple[int, LogEntry |
             entry = None
             if _OP.size <= length <= max_payload and len(payload) == length:
                 if zlib.crc32(payload) == crc:
-                    entry = _decode(payload, dim)
+                    entry = _decode(payload, dim, base + pos)
             yield base + pos, entry
             pos += _RECORD.size + length if entry is not None else 1
 
@@ -180,6 +181,29 @@ def iter_log(path: Path, dim: int) -> Iterator[LogEntry]:
         for _, entry in _records(path, read_header(path)[1], dim):
             if entry is not None:
                 yield entry
+
+
+def read_added_vectors(path: Path, dim: int, offsets: np.ndarray) -> np.ndarray:
+    """The vectors of the add records that start at these offsets (as a scan's entries give
+    them), in the order asked, each record verified again; ShapeIndexError if one is not an
+    intact add. Read in file order, one record at a time: a few of a large log's vectors
+    without reading the rest."""
+    size = _RECORD.size + _OP.size + 4 * dim
+    vectors = np.empty((len(offsets), dim), dtype=np.float32)
+    order = np.argsort(offsets, kind="stable")
+    with open(path, "rb") as file:
+        for row, offset in zip(order.tolist(), np.asarray(offsets)[order].tolist(), strict=True):
+            record = os.pread(file.fileno(), size, offset)
+            entry = None
+            if len(record) == size and _RECORD.unpack_from(record) == (
+                size - _RECORD.size,
+                zlib.crc32(record[_RECORD.size :]),
+            ):
+                entry = _decode(record[_RECORD.size :], dim, offset)
+            if entry is None or entry.op != OP_ADD:
+                raise ShapeIndexError(f"{path}: no intact add record at byte {offset}")
+            vectors[row] = entry.vector
+    return vectors
 
 
 def write_log(path: Path, entries: Iterable[tuple[int, np.ndarray]]) -> tuple[bytes, int]:

@@ -15,7 +15,7 @@ import pytest
 
 from index import IndexDamagedError, ShapeIndex, ShapeIndexError
 from index.check import check_index, repair_index
-from index.log import HEADER_SIZE, OP_ADD, encode, iter_log, scan_log, write_log
+from index.log import HEADER_SIZE, OP_ADD, AppendLog, encode, iter_log, scan_log, write_log
 from index.vectors import make_faiss_index
 from tests.index.conftest import DIM, reindexed
 
@@ -256,5 +256,23 @@ def test_check_holds_a_lossy_snapshot_to_its_log_by_the_codes_it_stores(tmp_path
     with open(generation(tmp_path) / "log", "r+b") as log:
         log.seek(HEADER_SIZE + 5 * len(record))
         log.write(record)
+    problems = check_index(tmp_path / "m").problems
+    assert problems == ["1 vectors differ between the snapshot and the log"]
+
+
+def test_check_holds_each_shape_to_its_last_record_in_the_log(tmp_path, rng):
+    vectors = fill(tmp_path, rng)
+    with ShapeIndex.open(tmp_path, "m", dim=DIM) as index:
+        index.remove(2)
+        index.remove(7)
+    assert check_index(tmp_path / "m").ok  # removed shapes are in the log, not live
+    log = AppendLog(generation(tmp_path) / "log")
+    log.append(encode(OP_ADD, 1000, vectors[1]))  # an add that crashed before its commit
+    log.close()
+    report = check_index(tmp_path / "m")
+    assert report.ok and report.notes == ["1 uncommitted adds in the log (dropped at next open)"]
+    log = AppendLog(generation(tmp_path) / "log")
+    log.append(encode(OP_ADD, 4, -vectors[4]))  # a later add of a live shape wins
+    log.close()
     problems = check_index(tmp_path / "m").problems
     assert problems == ["1 vectors differ between the snapshot and the log"]

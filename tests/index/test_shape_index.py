@@ -5,7 +5,16 @@ import numpy as np
 import pytest
 
 from index import ModelMismatchError, ShapeIndex, ShapeIndexError
-from index.log import APPLY_BATCH, OP_ADD, OP_REMOVE, AppendLog, encode, scan_log, write_log
+from index.log import (
+    APPLY_BATCH,
+    OP_ADD,
+    OP_REMOVE,
+    AppendLog,
+    encode,
+    read_added_vectors,
+    scan_log,
+    write_log,
+)
 from index.vectors import HNSW_EF_CONSTRUCTION, VectorSet, train_index
 from tests.index.conftest import DIM, reindexed
 
@@ -413,6 +422,23 @@ def test_a_scan_that_applies_hands_every_record_over_in_order_and_keeps_none(tmp
     np.testing.assert_array_equal(handed[7].vector, vectors[7])
     assert scan.entries == [] and scan.count == len(vectors) + 1
     assert scan.end == scan.size and not scan.damaged
+
+
+def test_vectors_are_read_back_by_the_offsets_a_scan_gives(tmp_path, rng):
+    vectors = _unit_rows(rng, 40)
+    path = tmp_path / "log"
+    write_log(path, zip(range(40), vectors, strict=True))
+    log = AppendLog(path)
+    log.append(encode(OP_REMOVE, 3))
+    log.close()
+    entries = scan_log(path, DIM).entries
+    asked = [entries[i].offset for i in (30, 2, 17)]
+    np.testing.assert_array_equal(
+        read_added_vectors(path, DIM, np.array(asked)), vectors[[30, 2, 17]]
+    )
+    for not_an_add in (entries[-1].offset, entries[5].offset + 1):  # a removal; mid-record
+        with pytest.raises(ShapeIndexError, match=f"no intact add record at byte {not_an_add}"):
+            read_added_vectors(path, DIM, np.array([not_an_add]))
 
 
 def test_an_id_met_twice_in_one_add_is_added_once(rng):
