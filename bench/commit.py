@@ -4,14 +4,15 @@ opening what it committed, and of reopening it after a crash in a compaction.
 An `IndexBuilder` is given `--vectors` random unit descriptors (as a reindex's parts
 give them), then commits: the factory is trained on a sample of the generation's log and
 every vector is streamed into it from the log, then the snapshot is written. Then one shape
-is removed and the index snapshotted: for a lossy factory (SQ, PQ) that is a compaction,
-the log rewritten and the index rebuilt without it. The process's peak resident size is
-read from getrusage before and after each step. A child process then opens the index, as a
-serving process does after a reindex, and reports its own peak. Last, a child removes one
-more shape and dies (no close, so no snapshot), the log is rewritten as the compaction
-that would follow writes it first (one add per live shape, a new epoch), and a fresh
-process opens what that crash leaves: the snapshot no longer matches the log, so the log
-is replayed into the snapshot's trained index.
+is removed and the index snapshotted: an IVF drops the shape from its inverted lists in
+place (a lossy HNSW would be compacted: the log rewritten and the index rebuilt from it).
+The process's peak resident size is read from getrusage before and after each step. A
+child process then opens the index, as a serving process does after a reindex, and reports
+its own peak. Last, a child removes one more shape and dies (no close, so no snapshot), the
+log is rewritten as a compaction (of a log grown past its live shapes, or a repair) writes
+it first (one add per live shape, a new epoch), and a fresh process opens what that crash
+leaves: the snapshot no longer matches the log, so the log is replayed into the snapshot's
+trained index.
 
     python -m bench.commit [--vectors 1000000] [--factory IVF1024,SQ8]
 """
@@ -64,9 +65,8 @@ def _peak_gib() -> float:
 
 
 def _commit(root: str, vectors: int, factory: str) -> tuple[float, ...]:
-    """Build and commit, then remove one shape and snapshot (for a lossy factory, the
-    compaction that drops it); (peak GiB before the commit, peak GiB after, commit seconds,
-    peak GiB after the compaction, compaction seconds)."""
+    """Build and commit, then remove one shape and snapshot; (peak GiB before the commit,
+    peak GiB after, commit seconds, peak GiB after the removal's snapshot, its seconds)."""
     rng = np.random.default_rng(0)
     with ShapeIndex.open(root, "bench", dim=DIM, factory=factory) as index:
         builder = index.rebuild()
@@ -96,8 +96,8 @@ def _child(code: str, root: str, factory: str) -> str:
 
 
 def _crash_in_a_compaction(root: str, factory: str) -> None:
-    """Remove a shape in a process that then dies, and write the log as the compaction
-    that its snapshot would have run writes it first; its snapshot is never written."""
+    """Remove a shape in a process that then dies, and write the log as a compaction
+    writes it first; the compaction's snapshot is never written."""
     _child(_CRASH, root, factory)
     model_dir = Path(root) / "bench"
     log = model_dir / (model_dir / "CURRENT").read_text().strip() / "log"
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--factory", default="IVF1024,SQ8")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="gmvit-commit-") as tmp:
-        before, after, seconds, compacted, compact_s = _commit(tmp, args.vectors, args.factory)
+        before, after, seconds, after_removal, removal_s = _commit(tmp, args.vectors, args.factory)
         gc.collect()  # the builder's index is gone before the child opens the new one
         opened = json.loads(_child(_OPEN, tmp, args.factory))
         _crash_in_a_compaction(tmp, args.factory)
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> str:
             "| open after a crash in a compaction: peak GiB | s |",
             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| {args.vectors:,} | {args.factory} | {raw:.2f} | {before:.2f} | {after:.2f} "
-            f"| {seconds:.0f} | {compacted:.2f} | {compact_s:.0f} | {opened['peak']:.2f} "
+            f"| {seconds:.0f} | {after_removal:.2f} | {removal_s:.0f} | {opened['peak']:.2f} "
             f"| {opened['seconds']:.0f} | {recovered['peak']:.2f} "
             f"| {recovered['seconds']:.0f} |",
         ]

@@ -410,8 +410,9 @@ class _Generation:
 
     def snapshot(self) -> None:
         """Save replaying the log so far: vectors.faiss, covering the log up to its end.
-        A log mostly made of removed shapes is rewritten first (compact)."""
-        lossy_removals = self.vectors.has_tombstones and not self.vectors.exact
+        A log mostly made of removed shapes is rewritten first (compact), and so is the log
+        of a lossy HNSW index with removed shapes (only the log's vectors can rebuild it)."""
+        lossy_removals = self.vectors.has_tombstones and not self.vectors.drops_tombstones
         if lossy_removals or self.log_records > 2 * len(self.vectors) + SNAPSHOT_EVERY:
             self.compact()
             return
@@ -421,8 +422,9 @@ class _Generation:
     def compact(self) -> None:
         """Rewrite the log as one add per live vector (a new epoch), then snapshot it. Where
         the index keeps only codes of the vectors (PQ, SQ), the vectors are the old log's
-        own, and removed ones leave the index by a rebuild from the new log. Both logs and
-        the index are streamed, so a compaction never holds every vector in fp32."""
+        own; removed ones leave an IVF in place, a lossy HNSW graph by a rebuild from the
+        new log. Both logs and the index are streamed, so a compaction never holds every
+        vector in fp32."""
         if self.vectors.exact:
             chunks = self.vectors.live_chunks()
             rows = (row for ids, block in chunks for row in zip(ids, block, strict=True))
@@ -432,7 +434,7 @@ class _Generation:
         self.log.close()
         self.log = AppendLog(self.log.path)
         self.log_records = 0
-        if not self.vectors.exact and self.vectors.has_tombstones:
+        if self.vectors.has_tombstones and not self.vectors.drops_tombstones:
             self.vectors = self.vectors.rebuilt(AddsFile(self.log.path, self.dim).blocks)
         self.vectors.write(self.path / "vectors.faiss", Snapshot(epoch, size))
 

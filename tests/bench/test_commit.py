@@ -10,7 +10,7 @@ def test_the_commit_bench_commits_and_reports_its_peak():
     table = commit.main(["--vectors", "3000", "--factory", "IVF16,SQ8"])
     row = table.splitlines()[-1].strip("|").split("|")
     cells = [cell.strip() for cell in row]
-    vectors, factory, raw, before, after, _, compacted, _, opened, _, recovered, _ = cells
+    vectors, factory, raw, before, after, _, after_removal, _, opened, _, recovered, _ = cells
     assert (vectors, factory) == ("3,000", "IVF16,SQ8")
-    assert float(raw) > 0 and float(compacted) >= float(after) >= float(before) > 0
+    assert float(raw) > 0 and float(after_removal) >= float(after) >= float(before) > 0
     assert float(opened) > 0 and float(recovered) > 0

@@ -222,7 +222,7 @@ def test_a_crash_between_a_compactions_log_and_its_snapshot_keeps_the_trained_in
     vectors, ids = reindexed(tmp_path, "IVF16,SQ8", seed=2)
     index = ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8")
     index.remove(ids[0])
-    del index  # crashed in the compaction that drops ids[0] from the index and the log:
+    del index  # crashed in a compaction (of a log grown past its live shapes, a repair):
     gc.collect()
     # it wrote the new log (a new epoch, one add per live shape), not yet its snapshot.
     log = generation(tmp_path) / "log"

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from index import ModelMismatchError, ShapeIndex, ShapeIndexError
+from index.check import check_index
 from index.log import (
     APPLY_BATCH,
     OP_ADD,
@@ -12,6 +13,7 @@ from index.log import (
     AppendLog,
     encode,
     read_added_vectors,
+    read_header,
     scan_log,
     write_log,
 )
@@ -487,6 +489,45 @@ def test_an_ivf_index_written_with_faiss_broken_hash_table_is_mended_when_read(r
     read = VectorSet(DIM, "IVF16,Flat", faiss.deserialize_index(faiss.serialize_index(written)))
     stored = np.stack([read.vector(int(i)) for i in ids])
     np.testing.assert_allclose(stored, vectors, atol=1e-6)
+
+
+@pytest.mark.parametrize("factory", ["IVF16,Flat", "IVF16,SQ8", "IVF16,PQ8"])
+def test_an_ivf_drops_its_tombstones_in_place_as_if_it_held_only_the_survivors(rng, factory):
+    data = _unit_rows(rng, 2000)
+    ids = np.arange(100, 2100, dtype=np.int64)
+    vectors = VectorSet(DIM, factory, train_index(DIM, factory, data))
+    survivors = vectors.emptied()
+    vectors.fill(lambda: [(ids, data)])
+    index = vectors._index
+    doomed = ids[rng.random(len(ids)) < 0.3]
+    vectors.remove(doomed)
+    assert vectors.has_tombstones and vectors.drops_tombstones
+    vectors.drop_tombstones()
+    assert vectors._index is index and not vectors.has_tombstones  # no second index
+    live = ~np.isin(ids, doomed)
+    survivors.fill(lambda: [(ids[live], data[live])])
+    assert bytes(faiss.serialize_index(index)) == bytes(faiss.serialize_index(survivors._index))
+    assert len(vectors) == live.sum() and int(doomed[0]) not in vectors
+    kept = int(ids[live][7])
+    np.testing.assert_array_equal(vectors.vector(kept), survivors.vector(kept))
+    assert vectors.search(data[live][7], 1)[0][0] == kept
+
+
+def test_a_removal_from_a_lossy_ivf_index_leaves_it_in_place_and_keeps_its_log(tmp_path):
+    vectors, ids = reindexed(tmp_path, "IVF16,SQ8", seed=5)
+    log = tmp_path / "m" / (tmp_path / "m" / "CURRENT").read_text().strip() / "log"
+    epoch = read_header(log)[0]
+    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8") as index:
+        stored = index.vector(ids[1])
+        index.remove(ids[0])
+        index.snapshot()
+        assert read_header(log)[0] == epoch  # the removal was appended, the log not rewritten
+        np.testing.assert_array_equal(index.vector(ids[1]), stored)
+    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8") as index:
+        assert index.count() == index.vector_count() == 599 and index.vector(ids[0]) is None
+        np.testing.assert_array_equal(index.vector(ids[1]), stored)
+        assert index.search(vectors[7], k=1)[0].id == ids[7]
+    assert check_index(tmp_path / "m").ok
 
 
 def test_a_lossy_index_whose_log_was_lost_is_compacted_from_its_codes(tmp_path):
