@@ -5,7 +5,6 @@ beside a serving process (its writes wait)."""
 from __future__ import annotations
 
 import sqlite3
-from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 
 from index.errors import IndexDamagedError, ShapeIndexError
 from index.files import write_atomically
-from index.log import OP_ADD, AppendLog, LogEntry, LogScan, read_added_vectors, scan_log
+from index.log import AppendLog, final_adds, read_added_vectors
 from index.shape_index import _FileLock, _Generation, _read_current
 from index.vectors import SnapshotDamaged, VectorSet
 
@@ -132,7 +131,7 @@ def _compare_copies(
     if log.epoch is None:
         report.notes.append("legacy file format: upgraded at the next open for writing")
         return
-    logged_ids, logged_offsets, scan = _last_adds(log.path, dim)
+    logged_ids, logged_offsets, scan = final_adds(log.path, dim)
     if scan.damaged_inside:
         report.problems.append(
             f"the log is damaged at byte {scan.damaged[0]} (the snapshot still holds its "
@@ -169,24 +168,6 @@ def _compare_copies(
             differ += int((vectors.as_stored(found) != stored[logged]).any(axis=1).sum())
     if differ:
         report.problems.append(f"{differ} vectors differ between the snapshot and the log")
-
-
-def _last_adds(log_path: Path, dim: int) -> tuple[np.ndarray, np.ndarray, LogScan]:
-    """(ids, offsets) of the shapes whose last record in the log is an add, ids sorted, and
-    the scan. 17 bytes a record in memory, not the 2 KiB of its vector."""
-    ids, offsets, adds = array("q"), array("q"), array("b")
-
-    def note(entries: list[LogEntry]) -> None:
-        ids.extend(entry.shape_id for entry in entries)
-        offsets.extend(entry.offset for entry in entries)
-        adds.extend(entry.op == OP_ADD for entry in entries)
-
-    scan = scan_log(log_path, dim, apply=note)
-    # Each shape's first record in the reversed log is its last one.
-    shapes, first = np.unique(np.frombuffer(ids, dtype=np.int64)[::-1], return_index=True)
-    last = len(ids) - 1 - first
-    added = np.frombuffer(adds, dtype=np.int8)[last] == 1
-    return shapes[added], np.frombuffer(offsets, dtype=np.int64)[last[added]], scan
 
 
 def repair_index(

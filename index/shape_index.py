@@ -88,6 +88,7 @@ import numpy as np
 from index.errors import IndexDamagedError, ModelMismatchError, ShapeIndexError
 from index.files import fsync_dir, write_atomically
 from index.log import (
+    APPLY_BATCH,
     HEADER_SIZE,
     OP_ADD,
     OP_REMOVE,
@@ -96,7 +97,9 @@ from index.log import (
     LogEntry,
     LogScan,
     encode,
+    final_adds,
     iter_log,
+    read_added_vectors,
     scan_log,
     write_log,
 )
@@ -310,8 +313,10 @@ class _Generation:
                 from_snapshot = None  # not held beside the replay: read again if needed
             if offset is None:
                 scan = _NO_LOG
-            else:
+            elif use_snapshot:
                 scan = scan_log(self.log.path, self.dim, offset, apply=self._apply)
+            else:
+                scan = self._fill_from_log()
             if not len(np.setdiff1d(rows, self.vectors.ids())):
                 break
         missing = np.setdiff1d(rows, self.vectors.ids())
@@ -363,6 +368,23 @@ class _Generation:
         fp32, until the next reindex."""
         fresh = VectorSet(self.dim, self.factory)
         return trained.emptied() if fresh.staged and not trained.staged else fresh
+
+    def _fill_from_log(self) -> LogScan:
+        """Replay the whole log into the empty `self.vectors`: the shapes whose last record
+        is an add, in log order, through `VectorSet.fill` (an IVF's lists allocated once at
+        their final size; added one batch at a time, they grew by doubling: 9.9 GiB against
+        6.7 to reopen 10M vectors of IVF4096,SQ8 after a crash in a compaction)."""
+        ids, offsets, scan = final_adds(self.log.path, self.dim)
+        in_log_order = np.argsort(offsets)
+        ids, offsets = ids[in_log_order], offsets[in_log_order]
+
+        def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for start in range(0, len(ids), APPLY_BATCH):
+                part = slice(start, start + APPLY_BATCH)
+                yield ids[part], read_added_vectors(self.log.path, self.dim, offsets[part])
+
+        self.vectors.fill(blocks)
+        return scan
 
     def _apply(self, entries: list[LogEntry]) -> None:
         """Replay log entries in order, each run of adds in one call to the index."""
