@@ -1,5 +1,5 @@
 """Peak memory and time of a reindex commit into a factory that needs training, of
-opening what it committed, and of reopening it after a crash in a compaction.
+opening and checking what it committed, and of reopening it after a crash in a compaction.
 
 An `IndexBuilder` is given `--vectors` random unit descriptors (as a reindex's parts
 give them), then commits: the factory is trained on a sample of the generation's log and
@@ -8,11 +8,12 @@ is removed and the index snapshotted: an IVF drops the shape from its inverted l
 place (a lossy HNSW would be compacted: the log rewritten and the index rebuilt from it).
 The process's peak resident size is read from getrusage before and after each step. A
 child process then opens the index, as a serving process does after a reindex, and reports
-its own peak. Last, a child removes one more shape and dies (no close, so no snapshot), the
-log is rewritten as a compaction (of a log grown past its live shapes, or a repair) writes
-it first (one add per live shape, a new epoch), and a fresh process opens what that crash
-leaves: the snapshot no longer matches the log, so the log is replayed into the snapshot's
-trained index.
+its own peak; another runs `gmvit index check` on it, which must find nothing. Last, a
+child removes one more shape and dies (no close, so no snapshot), the log is rewritten as
+a compaction (of a log grown past its live shapes, or a repair) writes it first (one add
+per live shape, a new epoch), and a fresh process opens what that crash leaves: the
+snapshot no longer matches the log, so the log is replayed into the snapshot's trained
+index.
 
     python -m bench.commit [--vectors 1000000] [--factory IVF1024,SQ8]
 """
@@ -37,19 +38,31 @@ from index.log import OP_ADD, OP_REMOVE, iter_log, write_log
 
 DIM = 512
 _BLOCK = 10_000
-# The child reads its peak from VmHWM: getrusage's ru_maxrss survives fork and exec, so a
-# child would report its parent's peak.
-_OPEN = """
+# A step in a child process, timed, its peak read from VmHWM: getrusage's ru_maxrss survives
+# fork and exec, so a child would report its parent's peak.
+_MEASURED = """
 import json, re, sys, time
 from pathlib import Path
-from index import ShapeIndex
 start = time.perf_counter()
-with ShapeIndex.open(sys.argv[1], "bench", dim=int(sys.argv[2]), factory=sys.argv[3]) as index:
-    seconds, count = time.perf_counter() - start, index.vector_count()
+{step}
+seconds = time.perf_counter() - start
 status = Path("/proc/self/status").read_text()
 peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) / 2**20
-print(json.dumps({"peak": peak, "seconds": seconds, "count": count}))
+print(json.dumps({{"peak": peak, "seconds": seconds, **result}}))
 """
+_OPEN = _MEASURED.format(
+    step="""
+from index import ShapeIndex
+with ShapeIndex.open(sys.argv[1], "bench", dim=int(sys.argv[2]), factory=sys.argv[3]) as index:
+    result = {"count": index.vector_count()}
+"""
+)
+_CHECK = _MEASURED.format(
+    step="""
+from index.check import check_index
+result = {"problems": check_index(Path(sys.argv[1]) / "bench").problems}
+"""
+)
 
 _CRASH = """
 import os, sys
@@ -121,8 +134,11 @@ def main(argv: Sequence[str] | None = None) -> str:
         before, after, seconds, after_removal, removal_s = _commit(tmp, args.vectors, args.factory)
         gc.collect()  # the builder's index is gone before the child opens the new one
         opened = json.loads(_child(_OPEN, tmp, args.factory))
+        checked = json.loads(_child(_CHECK, tmp, args.factory))
         _crash_in_a_compaction(tmp, args.factory)
         recovered = json.loads(_child(_OPEN, tmp, args.factory))
+    if checked["problems"]:
+        raise SystemExit(f"`gmvit index check` found: {'; '.join(checked['problems'])}")
     for step, result, removed in (("open", opened, 1), ("recovery", recovered, 2)):
         if result["count"] != args.vectors - removed:
             raise SystemExit(
@@ -134,12 +150,12 @@ def main(argv: Sequence[str] | None = None) -> str:
         [
             "| vectors | factory | fp32 GiB | peak GiB before commit | peak GiB | commit s "
             "| after a removal: peak GiB | snapshot s | open: peak GiB | open s "
-            "| open after a crash in a compaction: peak GiB | s |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| check: peak GiB | s | open after a crash in a compaction: peak GiB | s |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| {args.vectors:,} | {args.factory} | {raw:.2f} | {before:.2f} | {after:.2f} "
             f"| {seconds:.0f} | {after_removal:.2f} | {removal_s:.0f} | {opened['peak']:.2f} "
-            f"| {opened['seconds']:.0f} | {recovered['peak']:.2f} "
-            f"| {recovered['seconds']:.0f} |",
+            f"| {opened['seconds']:.0f} | {checked['peak']:.2f} | {checked['seconds']:.0f} "
+            f"| {recovered['peak']:.2f} | {recovered['seconds']:.0f} |",
         ]
     )
     print(table)
