@@ -35,8 +35,9 @@ Commit discipline. The SQLite row is the commit point; the vectors follow it:
   opening it for writing; `gmvit index repair` chooses what to give up when open refuses.
 
 Removal. Flat removes vectors for real. HNSW and IVF cannot: their removed ids are
-tombstones that every search filters out with a FAISS IDSelector, and the next snapshot
-re-adds the live vectors to a fresh index of the same kind (its training kept).
+tombstones that every search filters out with a FAISS IDSelector until the next snapshot.
+There an IVF drops them from its inverted lists in place; an HNSW graph is rebuilt from
+its live vectors (a lossy one from the log's, by a compaction), its training kept.
 
 Label filter. A label held by at least a quarter of the shapes is over-fetched (k times
 2 x total/matching, growing 4x until k match) and filtered. For a rarer label, its ids come
