@@ -441,6 +441,14 @@ def test_vectors_are_read_back_by_the_offsets_a_scan_gives(tmp_path, rng):
     for not_an_add in (entries[-1].offset, entries[5].offset + 1):  # a removal; mid-record
         with pytest.raises(ShapeIndexError, match=f"no intact add record at byte {not_an_add}"):
             read_added_vectors(path, DIM, np.array([not_an_add]))
+    every = rng.permutation(40)  # adjacent records, read in runs
+    offsets = np.array([entries[i].offset for i in every])
+    np.testing.assert_array_equal(read_added_vectors(path, DIM, offsets), vectors[every])
+    data = bytearray(path.read_bytes())
+    data[entries[20].offset + 30] ^= 0xFF  # inside record 20's vector: its checksum fails
+    path.write_bytes(bytes(data))
+    with pytest.raises(ShapeIndexError, match=f"no intact add record at byte {entries[20].offset}"):
+        read_added_vectors(path, DIM, offsets)
 
 
 def test_an_id_met_twice_in_one_add_is_added_once(rng):
