@@ -125,6 +125,12 @@ def _crash_in_a_compaction(root: str, factory: str) -> None:
     )
 
 
+def _done(step: str, peak: float, seconds: float) -> None:
+    """Each step as it ends, on stderr: a 10M run takes most of an hour, and a late step
+    that fails (a full disk) keeps the earlier ones."""
+    print(f"{step}: peak {peak:.2f} GiB, {seconds:.0f} s", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, default=1_000_000)
@@ -132,9 +138,13 @@ def main(argv: Sequence[str] | None = None) -> str:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="gmvit-commit-") as tmp:
         before, after, seconds, after_removal, removal_s = _commit(tmp, args.vectors, args.factory)
+        _done("commit", after, seconds)
+        _done("after a removal", after_removal, removal_s)
         gc.collect()  # the builder's index is gone before the child opens the new one
         opened = json.loads(_child(_OPEN, tmp, args.factory))
+        _done("open", opened["peak"], opened["seconds"])
         checked = json.loads(_child(_CHECK, tmp, args.factory))
+        _done("check", checked["peak"], checked["seconds"])
         _crash_in_a_compaction(tmp, args.factory)
         recovered = json.loads(_child(_OPEN, tmp, args.factory))
     if checked["problems"]:
