@@ -254,6 +254,18 @@ def read_added_vectors(path: Path, dim: int, offsets: np.ndarray) -> np.ndarray:
     return vectors
 
 
+def read_added_blocks(
+    path: Path, dim: int, ids: np.ndarray, offsets: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids, vectors) of these shapes, each vector read from the add record at its offset
+    (as `final_adds` gives them), in log order, APPLY_BATCH shapes at a time: a whole
+    log's survivors streamed, never held."""
+    in_log_order = np.argsort(offsets, kind="stable")
+    for start in range(0, len(in_log_order), APPLY_BATCH):
+        part = in_log_order[start : start + APPLY_BATCH]
+        yield ids[part], read_added_vectors(path, dim, offsets[part])
+
+
 def write_log(path: Path, entries: Iterable[tuple[int, np.ndarray]]) -> tuple[bytes, int]:
     """Write a new log holding one add per (id, vector), atomically (tmp, fsync, rename);
     returns its epoch and size."""

@@ -89,7 +89,6 @@ import numpy as np
 from index.errors import IndexDamagedError, ModelMismatchError, ShapeIndexError
 from index.files import fsync_dir, write_atomically
 from index.log import (
-    APPLY_BATCH,
     HEADER_SIZE,
     OP_ADD,
     OP_REMOVE,
@@ -99,8 +98,7 @@ from index.log import (
     LogScan,
     encode,
     final_adds,
-    iter_log,
-    read_added_vectors,
+    read_added_blocks,
     scan_log,
     write_log,
 )
@@ -376,15 +374,7 @@ class _Generation:
         their final size; added one batch at a time, they grew by doubling: 9.9 GiB against
         6.7 to reopen 10M vectors of IVF4096,SQ8 after a crash in a compaction)."""
         ids, offsets, scan = final_adds(self.log.path, self.dim)
-        in_log_order = np.argsort(offsets)
-        ids, offsets = ids[in_log_order], offsets[in_log_order]
-
-        def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for start in range(0, len(ids), APPLY_BATCH):
-                part = slice(start, start + APPLY_BATCH)
-                yield ids[part], read_added_vectors(self.log.path, self.dim, offsets[part])
-
-        self.vectors.fill(blocks)
+        self.vectors.fill(lambda: read_added_blocks(self.log.path, self.dim, ids, offsets))
         return scan
 
     def _apply(self, entries: list[LogEntry]) -> None:
@@ -448,11 +438,8 @@ class _Generation:
         own; removed ones leave an IVF in place, a lossy HNSW graph by a rebuild from the
         new log. Both logs and the index are streamed, so a compaction never holds every
         vector in fp32."""
-        if self.vectors.exact:
-            chunks = self.vectors.live_chunks()
-            rows = (row for ids, block in chunks for row in zip(ids, block, strict=True))
-        else:
-            rows = self._logged_live_vectors()
+        blocks = self.vectors.live_chunks() if self.vectors.exact else self._logged_live_blocks()
+        rows = (row for ids, block in blocks for row in zip(ids, block, strict=True))
         epoch, size = write_log(self.log.path, rows)
         self.log.close()
         self.log = AppendLog(self.log.path)
@@ -461,17 +448,17 @@ class _Generation:
             self.vectors = self.vectors.rebuilt(AddsFile(self.log.path, self.dim).blocks)
         self.vectors.write(self.path / "vectors.faiss", Snapshot(epoch, size))
 
-    def _logged_live_vectors(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(id, vector) of every live shape, in log order, its vector as the log holds it;
-        a live shape the log lacks (its log was rebuilt from the snapshot) gets the
-        index's reconstruction."""
-        unseen = set(self.vectors.ids().tolist())
-        for entry in iter_log(self.log.path, self.dim):
-            if entry.op == OP_ADD and entry.shape_id in unseen:
-                unseen.discard(entry.shape_id)
-                yield entry.shape_id, entry.vector
-        for shape_id in sorted(unseen):
-            yield shape_id, self.vectors.vector(shape_id)
+    def _logged_live_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every live shape, in log order, each vector as the shape's last
+        record in the log holds it (what a replay and `gmvit index check` take); a live
+        shape the log lacks (its log was rebuilt from the snapshot) gets the index's
+        reconstruction, after them."""
+        live = self.vectors.ids()
+        ids, offsets, _ = final_adds(self.log.path, self.dim)
+        logged = np.isin(ids, live)
+        yield from read_added_blocks(self.log.path, self.dim, ids[logged], offsets[logged])
+        for shape_id in np.setdiff1d(live, ids[logged]):
+            yield np.array([shape_id]), self.vectors.vector(int(shape_id)).reshape(1, -1)
 
     def state_key(self) -> tuple | None:
         """Changes whenever another process appends to or rewrites the log."""
@@ -681,7 +668,7 @@ class ShapeIndex:
             gen.add(record, unit, thumbnail)
             self._wrote_log = True
             if gen.log_records >= SNAPSHOT_EVERY:
-                gen.snapshot()
+                self._snapshot(gen)
         return record
 
     def add_if_new(
@@ -723,7 +710,18 @@ class ShapeIndex:
     def snapshot(self) -> None:
         """Fold the log into vectors.faiss (written atomically) and truncate the log."""
         with self._writing() as gen:
+            self._snapshot(gen)
+
+    def _snapshot(self, gen: _Generation) -> None:
+        """A snapshot that fails half-way (a full disk; a failed allocation while an IVF
+        drops its tombstones in place) may leave the index in memory half-changed: the next
+        read or write reopens the generation from disk, whose log holds every write
+        acknowledged."""
+        try:
             gen.snapshot()
+        except BaseException:
+            self._seen = (None, None)
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -733,7 +731,7 @@ class ShapeIndex:
                 if self._wrote_log:
                     self._catch_up()
                     if self._gen.log_records:
-                        self._gen.snapshot()
+                        self._snapshot(self._gen)
                 self._gen.close()
                 self._gen = None
             self._counters.close()

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from index import ModelMismatchError, ShapeIndex, ShapeIndexError
+from index import vectors as index_vectors
 from index.check import check_index
 from index.log import (
     APPLY_BATCH,
@@ -535,6 +536,31 @@ def test_a_removal_from_a_lossy_ivf_index_leaves_it_in_place_and_keeps_its_log(t
         assert index.count() == index.vector_count() == 599 and index.vector(ids[0]) is None
         np.testing.assert_array_equal(index.vector(ids[1]), stored)
         assert index.search(vectors[7], k=1)[0].id == ids[7]
+    assert check_index(tmp_path / "m").ok
+
+
+def test_a_snapshot_that_fails_half_way_through_dropping_tombstones_is_not_served(
+    tmp_path, monkeypatch
+):
+    vectors, ids = reindexed(tmp_path, "IVF16,SQ8", seed=6)
+
+    def empties_one_list_then_fails(index, doomed):
+        ivf, lists = index_vectors._array_lists(index)
+        busiest = max(range(ivf.nlist), key=lists.list_size)
+        lists.resize(busiest, 0)  # as far as a failed allocation may leave it
+        raise MemoryError
+
+    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8") as index:
+        index.remove(ids[0])
+        with monkeypatch.context() as patched:
+            patched.setattr(index_vectors, "_drop_from_lists", empties_one_list_then_fails)
+            with pytest.raises(MemoryError):
+                index.snapshot()
+        # Reopened from disk: every shape but the removed one is found again.
+        assert index.vector_count() == 599 and index.vector(ids[0]) is None
+        found = [index.search(vector, k=1)[0].id for vector in vectors[1:]]
+        assert found == ids[1:]
+        index.snapshot()
     assert check_index(tmp_path / "m").ok
 
 
