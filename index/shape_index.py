@@ -99,6 +99,7 @@ from index.log import (
     encode,
     final_adds,
     read_added_blocks,
+    read_added_vectors,
     scan_log,
     write_log,
 )
@@ -106,7 +107,6 @@ from index.store import Counters, MetadataStore, ShapeRecord
 from index.vectors import (
     HNSW_EF_SEARCH,
     IVF_NPROBE,
-    TRAIN_SAMPLE,
     SearchKnobs,
     Snapshot,
     SnapshotDamaged,
@@ -114,6 +114,7 @@ from index.vectors import (
     make_faiss_index,
     normalize,
     trained_vectors,
+    training_sample,
 )
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,9 @@ SNAPSHOT_EVERY = 10_000
 # A crashed add leaves at most one vector without a row; more than this many at an open
 # means the metadata lost rows (e.g. an older meta.sqlite3 put back): refuse, do not drop.
 MAX_UNCOMMITTED_ADDS = 16
+# The generation's info key that says its factory was trained (by its reindex commit): the
+# training lives in the snapshot only, so a generation that lost it trains again.
+TRAINED = "trained"
 _NO_LOG = LogScan([], 0, 0, [])
 # An IndexBuilder reserves shape ids in blocks of this size.
 _ID_BLOCK = 256
@@ -374,7 +378,21 @@ class _Generation:
         their final size; added one batch at a time, they grew by doubling: 9.9 GiB against
         6.7 to reopen 10M vectors of IVF4096,SQ8 after a crash in a compaction)."""
         ids, offsets, scan = final_adds(self.log.path, self.dim)
-        self.vectors.fill(lambda: read_added_blocks(self.log.path, self.dim, ids, offsets))
+
+        def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            return read_added_blocks(self.log.path, self.dim, ids, offsets)
+
+        if self.vectors.staged and self.store.info().get(TRAINED) == "yes":
+            # Its training was lost with its snapshot: trained again as its reindex commit
+            # trained it, on a sample of the log; a Flat index would hold every vector in
+            # fp32 (20 GiB at 10M) until the next reindex.
+            sample = read_added_vectors(self.log.path, self.dim, offsets[training_sample(len(ids))])
+            try:
+                self.vectors = trained_vectors(self.dim, self.factory, sample, blocks)
+                return scan
+            except ShapeIndexError as exc:
+                log.warning("%s: kept exact (Flat) until a reindex: %s", self.path, exc)
+        self.vectors.fill(blocks)
         return scan
 
     def _apply(self, entries: list[LogEntry]) -> None:
@@ -954,6 +972,7 @@ class IndexBuilder:
                 self._gen.log.sync()  # every shape of the new generation, durable
                 if self._gen.vectors.staged:  # IVF, PQ, SQ: trained now, from the log
                     self._gen.vectors = self._trained_from_log()
+                    self._gen.store.set_info({TRAINED: "yes"})
                 self._gen.snapshot()
                 self._gen.store.make_durable()
                 self._gen.close()
@@ -963,15 +982,11 @@ class IndexBuilder:
                 self._remove_old_generations(keep={self.generation, live_name})
             self._release("committed")
 
-    def _trained_from_log(self, seed: int = 0) -> VectorSet:
+    def _trained_from_log(self) -> VectorSet:
         """The factory trained on a sample of the log's vectors, then every vector streamed
         in from the log: a commit holds the trained index, never every vector in fp32."""
         adds = AddsFile(self._gen.log.path, self.dim)
-        numbers = np.arange(len(adds))
-        if len(adds) > TRAIN_SAMPLE:
-            rng = np.random.default_rng(seed)
-            numbers = np.sort(rng.choice(len(adds), TRAIN_SAMPLE, replace=False))
-        sample = adds.take(numbers)[1]
+        sample = adds.take(training_sample(len(adds)))[1]
         return trained_vectors(self.dim, self.factory, sample, adds.blocks)
 
     def _carry_over(self, live_path: Path) -> None:

@@ -84,6 +84,14 @@ def normalize(vector: np.ndarray, dim: int) -> np.ndarray:
 TRAIN_SAMPLE = 100_000
 
 
+def training_sample(count: int, seed: int = 0) -> np.ndarray:
+    """Which of `count` vectors (by number, ascending) a factory is trained on: all of
+    them up to TRAIN_SAMPLE, else a random TRAIN_SAMPLE of them."""
+    if count <= TRAIN_SAMPLE:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, TRAIN_SAMPLE, replace=False))
+
+
 @dataclass(frozen=True)
 class SearchKnobs:
     """Search-time settings: HNSW's candidate list, IVF's inverted lists probed."""

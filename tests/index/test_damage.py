@@ -260,6 +260,33 @@ def test_a_crash_between_a_compactions_log_and_its_snapshot_keeps_the_trained_in
             assert index.search(vectors[7], k=1)[0].id == ids[7]
 
 
+def test_a_trained_index_that_lost_its_snapshot_is_trained_again_not_kept_in_fp32(tmp_path):
+    vectors, ids = reindexed(tmp_path, "IVF16,SQ8", seed=8)
+    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8") as index:
+        index.remove(ids[0])
+    (generation(tmp_path) / "vectors.faiss").unlink()  # and with it the IVF's training
+    for _ in range(2):  # recovered, then as written by the recovery
+        with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8", nprobe=16) as index:
+            assert index.count() == index.vector_count() == 599 and index.vector(ids[0]) is None
+            stored = np.stack([index.vector(i) for i in ids[1:]])
+            # SQ8 codes, not a Flat index of the whole vectors: near, not equal.
+            assert 1e-4 < np.abs(stored - vectors[1:]).max() < 0.05
+            assert index.search(vectors[7], k=1)[0].id == ids[7]
+    assert check_index(tmp_path / "m").ok
+
+
+def test_a_lost_snapshot_too_small_to_train_again_keeps_its_shapes_exact(tmp_path):
+    vectors, ids = reindexed(tmp_path, "IVF16,SQ8", seed=9)
+    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8") as index:
+        for shape_id in ids[10:]:
+            index.remove(shape_id)  # 10 shapes left: too few for 16 inverted lists
+    (generation(tmp_path) / "vectors.faiss").unlink()
+    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="IVF16,SQ8") as index:
+        assert index.count() == index.vector_count() == 10
+        stored = np.stack([index.vector(i) for i in ids[:10]])
+        np.testing.assert_allclose(stored, vectors[:10], atol=1e-6)  # whole, not codes
+
+
 def test_a_log_of_another_copy_that_falls_short_gives_way_to_the_snapshot(tmp_path, rng):
     vectors = fill(tmp_path, rng)
     log = generation(tmp_path) / "log"
