@@ -12,7 +12,7 @@ import numpy as np
 
 from index.errors import IndexDamagedError, ShapeIndexError
 from index.files import write_atomically
-from index.log import AppendLog, final_adds, read_added_vectors
+from index.log import AppendLog, final_adds, read_added_blocks
 from index.shape_index import _FileLock, _Generation, _read_current
 from index.vectors import SnapshotDamaged, VectorSet
 
@@ -126,8 +126,8 @@ def _compare_copies(
     path: Path, dim: int, factory: str, log: AppendLog, live_ids: np.ndarray, report: CheckReport
 ) -> None:
     """Both copies of every vector, the snapshot's and the log's, hold the live set. The log
-    is read twice and never held: once for where each shape's last add is, then for the
-    vectors of each chunk of the snapshot."""
+    is read twice and never held: once for where each shape's last add is, then for those
+    adds' vectors."""
     if log.epoch is None:
         report.notes.append("legacy file format: upgraded at the next open for writing")
         return
@@ -157,15 +157,14 @@ def _compare_copies(
     if covers.epoch != log.epoch:
         report.problems.append("the snapshot was taken from another copy of the log")
         return
+    # Read in log order (each run of adjacent records in one call), each vector looked up in
+    # the snapshot by id: one pread a record in the snapshot's order took 516 s at 10M.
+    both = np.isin(logged_ids, vectors.ids())
     differ = 0
-    for ids, stored in vectors.live_chunks():
-        at = np.searchsorted(logged_ids, ids)
-        logged = at < len(logged_ids)
-        logged[logged] = logged_ids[at[logged]] == ids[logged]
-        if logged.any():
-            # An SQ or PQ snapshot holds codes: the log's vector is compared as stored.
-            found = read_added_vectors(log.path, dim, logged_offsets[at[logged]])
-            differ += int((vectors.as_stored(found) != stored[logged]).any(axis=1).sum())
+    for ids, found in read_added_blocks(log.path, dim, logged_ids[both], logged_offsets[both]):
+        # An SQ or PQ snapshot holds codes: the log's vector is compared as stored.
+        stored = vectors.stored_vectors(ids)
+        differ += int((vectors.as_stored(found) != stored).any(axis=1).sum())
     if differ:
         report.problems.append(f"{differ} vectors differ between the snapshot and the log")
 

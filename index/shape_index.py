@@ -89,6 +89,7 @@ import numpy as np
 from index.errors import IndexDamagedError, ModelMismatchError, ShapeIndexError
 from index.files import fsync_dir, write_atomically
 from index.log import (
+    APPLY_BATCH,
     HEADER_SIZE,
     OP_ADD,
     OP_REMOVE,
@@ -475,8 +476,10 @@ class _Generation:
         ids, offsets, _ = final_adds(self.log.path, self.dim)
         logged = np.isin(ids, live)
         yield from read_added_blocks(self.log.path, self.dim, ids[logged], offsets[logged])
-        for shape_id in np.setdiff1d(live, ids[logged]):
-            yield np.array([shape_id]), self.vectors.vector(int(shape_id)).reshape(1, -1)
+        unlogged = np.setdiff1d(live, ids[logged])
+        for start in range(0, len(unlogged), APPLY_BATCH):
+            part = unlogged[start : start + APPLY_BATCH]
+            yield part, self.vectors.stored_vectors(part)
 
     def state_key(self) -> tuple | None:
         """Changes whenever another process appends to or rewrites the log."""

@@ -404,6 +404,12 @@ class VectorSet:
             return None
         return self._index.reconstruct(shape_id)
 
+    def stored_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The (n, dim) vectors of these live ids as the index gives them back, in their
+        order, in one call (FAISS's reconstruct_batch: the id map, then each vector where it
+        sits)."""
+        return self._index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+
     @property
     def has_tombstones(self) -> bool:
         return bool(self._tombstones)
