@@ -377,7 +377,8 @@ class _Generation:
         """Replay the whole log into the empty `self.vectors`: the shapes whose last record
         is an add, in log order, through `VectorSet.fill` (an IVF's lists allocated once at
         their final size; added one batch at a time, they grew by doubling: 9.9 GiB against
-        6.7 to reopen 10M vectors of IVF4096,SQ8 after a crash in a compaction)."""
+        6.7 to reopen 10M vectors of IVF4096,SQ8 after a crash in a compaction). A
+        generation whose training was lost with its snapshot is trained again first."""
         ids, offsets, scan = final_adds(self.log.path, self.dim)
 
         def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
