@@ -84,12 +84,12 @@ def normalize(vector: np.ndarray, dim: int) -> np.ndarray:
 TRAIN_SAMPLE = 100_000
 
 
-def training_sample(count: int, seed: int = 0) -> np.ndarray:
+def training_sample(count: int) -> np.ndarray:
     """Which of `count` vectors (by number, ascending) a factory is trained on: all of
-    them up to TRAIN_SAMPLE, else a random TRAIN_SAMPLE of them."""
+    them up to TRAIN_SAMPLE, else a random TRAIN_SAMPLE of them, the same for one count."""
     if count <= TRAIN_SAMPLE:
         return np.arange(count)
-    return np.sort(np.random.default_rng(seed).choice(count, TRAIN_SAMPLE, replace=False))
+    return np.sort(np.random.default_rng(0).choice(count, TRAIN_SAMPLE, replace=False))
 
 
 @dataclass(frozen=True)
