@@ -29,7 +29,9 @@ VARIANTS = ("teacher", "simple", "mini")
 # never share an index, even under the same weights.
 #   1: F.normalize(relu(f_global)), a head whose in-place ReLU rewrote f_global (a bug)
 #   2: F.normalize(f_global), f_global before any ReLU, as the published code returns it
-DESCRIPTOR_VERSION = 2
+#   3: 2, of views lit on both sides of every face (renderer.render): the same weights give
+#      other vectors for open, single-sided or inconsistently wound meshes
+DESCRIPTOR_VERSION = 3
 TEACHER_CNNS = ("resnet18", "resnet34")
 WIDTH = 512
 NUM_HEADS = 8

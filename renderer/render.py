@@ -6,13 +6,20 @@ plane (+Y when the view is within 1 degree of +-Z; see `renderer.rigs.up_vector`
 field of view makes the unit sphere's silhouette a centred disc of radius
 SPHERE_FILL * size / 2 pixels. Shading: a grey, fully rough material, flat shaded, on a
 white background, lit by a directional light that sits on the camera, plus a little
-ambient light: the look of the classic multi-view datasets.
+ambient light: the look of the classic multi-view datasets. Lighting is two-sided: a face
+seen from behind is lit as if its normal pointed at the camera. Meshes made by others are
+often open, single-sided or wound either way, and vertex noise pushes the two sides of a
+thin shell (a glass pane, a leaf) through each other; lit from one side only, such faces
+turn black, and a noisy copy of a thin shell turns into black-and-grey speckle. A closed
+mesh wound outwards renders as before, except for a few pixels where a back face ties a
+front one.
 
 All views of a shape are drawn in one pass: one instanced draw call puts view i into
 layer i of a 2D-array framebuffer, and one read brings every layer back. The shaders are
 pyrender's (renderer/shaders/), so the images are the bytes that pyrender's one render per
-view gives under OSMesa (`render_views_per_view`, the reference the tests hold it to),
-colour and depth alike. Two things make them bit-identical, not merely close:
+view gives under OSMesa (`render_views_per_view`, the reference the tests hold it to, with
+each view's faces turned towards its camera), colour and depth alike. Two things make them
+bit-identical, not merely close:
 - pyrender under OSMesa draws into the window-system buffer, single-sampled, which Mesa
   stores top row first and rasterises with the bottom-left fill rule; the layered
   framebuffer is set to the same with glClipControl(GL_UPPER_LEFT). Without it, depth
@@ -50,6 +57,9 @@ BASE_COLOR = (0.7, 0.7, 0.7, 1.0)
 BACKGROUND = (1.0, 1.0, 1.0, 1.0)
 AMBIENT = (0.08, 0.08, 0.08)
 LIGHT_INTENSITY = 3.0
+# How faces are lit, recorded with rendered views (e.g. a view store's manifest) so that views
+# lit another way (one-sided, as before) are never mixed with these.
+LIGHTING = "two-sided"
 
 # What the one-pass renderer needs beyond GL 3.3 core: gl_Layer written by the vertex
 # shader (either extension) and glClipControl (core in 4.5).
@@ -85,21 +95,35 @@ def render_views_per_view(
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """`render_views` the way pyrender does it: one render and one read per view, the
     camera and light moved between them. The fallback where the GL lacks layered
-    rendering, and the reference that the one-pass renderer is tested against."""
+    rendering, and the reference that the one-pass renderer is tested against.
+
+    pyrender lights one side of a face only, so each view gets the mesh with the normals
+    of the faces it sees from behind reversed: the two-sided lighting of the one-pass
+    shaders, decided as they decide it (the sign of normal . (camera - third vertex), in
+    float32)."""
     pyrender = _pyrender()
     rig = get_rig(rig) if isinstance(rig, str) else rig
     scene = pyrender.Scene(bg_color=BACKGROUND, ambient_light=AMBIENT)
-    scene.add(pyrender.Mesh.from_trimesh(mesh, material=_material(), smooth=False))
     camera = scene.add(_camera())
     light = scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=LIGHT_INTENSITY))
     renderer = _offscreen_renderer(size)
+    vertices = _flat_vertices(mesh)
+    positions, normals = vertices[:, :3], vertices[:, 3:]
     colors = np.empty((rig.num_views, size, size, 3), dtype=np.uint8)
     depths = np.empty((rig.num_views, size, size), dtype=np.float32) if depth else None
     for i, direction in enumerate(rig.positions):
         pose = camera_pose(direction, CAMERA_DISTANCE)
+        facing = _faces_seen_from_behind(positions, normals, pose[:3, 3].astype(np.float32))
+        primitive = pyrender.Primitive(
+            positions=positions,
+            normals=np.where(np.repeat(facing, 3)[:, None], -normals, normals),
+            material=_material(),
+        )
+        node = scene.add(pyrender.Mesh([primitive]))
         scene.set_pose(camera, pose)
         scene.set_pose(light, pose)
         color, view_depth = renderer.render(scene)
+        scene.remove_node(node)
         colors[i] = color[..., :3]
         if depths is not None:
             depths[i] = view_depth
@@ -397,6 +421,15 @@ def _flat_vertices(mesh: trimesh.Trimesh) -> np.ndarray:
     vertices[:, :, :3] = mesh.vertices.astype(np.float32)[mesh.faces]
     vertices[:, :, 3:] = mesh.face_normals.astype(np.float32)[:, None, :]
     return vertices.reshape(-1, 6)
+
+
+def _faces_seen_from_behind(
+    positions: np.ndarray, normals: np.ndarray, camera: np.ndarray
+) -> np.ndarray:
+    """Per face of flat vertices (3F, 3): does `camera` lie behind its plane? Measured at
+    the face's third vertex, GL's provoking vertex, as views.vert measures it."""
+    third = slice(2, None, 3)
+    return np.einsum("ij,ij->i", normals[third], camera - positions[third]) < 0
 
 
 def _linear_depth(window_depth: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Layout of a store directory:
 
-    manifest.json        rig, size, classes, augment (copies per training mesh, seed), and
+    manifest.json        rig, size, lighting, classes, augment (copies per training mesh,
+                         seed), and
                          one entry per row (split, row, class, label, source file relative
                          to the mesh root, shape, copy, perturbation, status, error)
     views-<split>.npy    (N, V, H, W, 3) uint8, one row per mesh of the split (a .npy
@@ -38,6 +39,7 @@ from gmvit.data.perturb import Perturbation
 from gmvit.errors import GMViTError
 from renderer.files import write_atomic
 from renderer.layout import SPLITS, is_mesh_file, split_classes
+from renderer.render import LIGHTING
 from renderer.rigs import get_rig
 
 MANIFEST = "manifest.json"
@@ -187,6 +189,7 @@ def render_store(
         "rig": rig,
         "num_views": num_views,
         "size": size,
+        "lighting": LIGHTING,
         "mesh_root": str(mesh_root.resolve()),
         "classes": classes,
         "counts": {s: sum(e.split == s for e in entries) for s in SPLITS},
@@ -281,17 +284,19 @@ def _open_for_writing(out: Path, manifest: dict) -> tuple[dict, dict]:
     previous = out / MANIFEST
     if previous.exists():
         old = json.loads(previous.read_text())
-        # A store written before copies existed has none.
+        # A store written before copies existed has none; one written before lighting was
+        # recorded was lit one-sided.
         old.setdefault("augment", {"copies": 0, "seed": 0})
-        keys = ("rig", "size", "classes", "counts", "augment")
+        old.setdefault("lighting", "one-sided")
+        keys = ("rig", "size", "lighting", "classes", "counts", "augment")
         same = all(old.get(k) == manifest[k] for k in keys) and [
             (s["source"], s.get("perturbation")) for s in old.get("shapes", [])
         ] == [(s["source"], s.get("perturbation")) for s in manifest["shapes"]]
         if not same:
             raise GMViTError(
                 f"{out} already holds a different render (rig {old.get('rig')}, size "
-                f"{old.get('size')}, {len(old.get('shapes', []))} meshes); "
-                "choose another output folder or delete it"
+                f"{old.get('size')}, lit {old['lighting']}, {len(old.get('shapes', []))} "
+                "meshes); choose another output folder or delete it"
             )
     _write_json(previous, manifest | {"complete": False})
     shape = (manifest["num_views"], manifest["size"], manifest["size"], 3)

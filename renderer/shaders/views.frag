@@ -1,7 +1,8 @@
 #version 330 core
 // pyrender's mesh.frag (MIT licence) as it compiles for an untextured metallic-roughness
 // material lit by directional lights without shadows, unchanged except that the camera
-// position and the light's direction are those of the fragment's view.
+// position and the light's direction are those of the fragment's view, and that a face
+// seen from behind is lit as if seen from the front (two-sided lighting; see render.py).
 
 struct PBRInfo {
     float nl;
@@ -29,6 +30,7 @@ uniform vec3 ambient_light;
 in vec3 frag_position;
 in vec3 frag_normal;
 flat in int view;
+flat in float facing;
 
 out vec4 frag_color;
 
@@ -102,6 +104,9 @@ void main()
     vec3 f0 = mix(dialectric_spec, base_color.rgb, metallic);
 
     vec3 n = normalize(frag_normal);
+    if (facing < 0.0) {
+        n = -n;
+    }
 
     for (int i = 0; i < n_directional_lights; i++) {
         vec3 direction = light_directions[view];

@@ -26,7 +26,11 @@ def test_round_trip(model, tmp_path):
     checkpoint = load_checkpoint(path)
     assert checkpoint.model_id == model_id
     assert checkpoint.class_names == NAMES
-    assert checkpoint.meta == {"recipe": "test", "epochs": 1, "descriptor_version": 2}
+    assert checkpoint.meta == {
+        "recipe": "test",
+        "epochs": 1,
+        "descriptor_version": DESCRIPTOR_VERSION,
+    }
     assert checkpoint.config == model.config
     assert not checkpoint.model.training
     views = torch.randn(2, 12, 3, 32, 32)

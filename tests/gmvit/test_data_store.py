@@ -124,6 +124,19 @@ def test_a_different_render_into_the_same_folder_is_refused(meshes, store):
         render_store(meshes, store, rig="circle-12", size=SIZE * 2, progress=False)
 
 
+def test_a_store_lit_one_sided_is_not_resumed_with_two_sided_views(meshes, tmp_path):
+    """A store rendered before lighting was recorded was lit one-sided: finishing it with
+    today's two-sided views would mix two renders in one training set."""
+    manifest = render_store(meshes, tmp_path, rig="circle-12", size=SIZE, progress=False)
+    assert manifest["lighting"] == "two-sided"
+    path = tmp_path / "manifest.json"
+    older = json.loads(path.read_text())
+    del older["lighting"]
+    path.write_text(json.dumps(older))
+    with pytest.raises(GMViTError, match="different render .* lit one-sided"):
+        render_store(meshes, tmp_path, rig="circle-12", size=SIZE, progress=False)
+
+
 def test_a_folder_that_is_not_modelnet_is_refused(tmp_path):
     with pytest.raises(GMViTError, match="ModelNet layout"):
         render_store(tmp_path, tmp_path / "out", size=SIZE, progress=False)

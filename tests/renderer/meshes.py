@@ -38,6 +38,30 @@ def arm_shape() -> trimesh.Trimesh:
     return trimesh.util.concatenate([body, long_arm, short_arm])
 
 
+def noisy_thin_pane(seed: int = 0) -> trimesh.Trimesh:
+    """A 1 x 1 pane 0.2 % thick, finely tessellated, every vertex moved by Gaussian noise of
+    0.2 % of its diagonal: thicker than the pane, so its two sides pass through each other
+    (a glass pane of a real model after a noisy re-export)."""
+    pane = trimesh.creation.box(extents=[1.0, 0.002, 1.0])
+    vertices, faces = trimesh.remesh.subdivide_to_size(pane.vertices, pane.faces, 0.03)
+    pane = trimesh.Trimesh(vertices, faces)  # merged: the sides stay joined at the rim
+    noise = np.random.default_rng(seed).normal(0.0, 0.002 * np.sqrt(2.0), pane.vertices.shape)
+    return trimesh.Trimesh(pane.vertices + noise, pane.faces, process=False)
+
+
+def open_mixed_winding(seed: int = 0) -> trimesh.Trimesh:
+    """`arm_shape` with a third of its faces gone and half the rest wound the other way:
+    open and inconsistently wound, as many meshes made by others are."""
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    arm = arm_shape()
+    mesh = trimesh.util.concatenate([arm, mesh.apply_scale(0.3)])
+    rng = np.random.default_rng(seed)
+    faces = np.asarray(mesh.faces)[rng.random(len(mesh.faces)) > 1 / 3]
+    flip = rng.random(len(faces)) < 0.5
+    faces[flip] = faces[flip][:, ::-1]
+    return trimesh.Trimesh(mesh.vertices, faces, process=False)
+
+
 def glb_parts(glb: bytes) -> tuple[dict, bytes]:
     """A GLB's JSON document and its binary chunk."""
     json_length = struct.unpack("<I", glb[12:16])[0]

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from renderer import RIGS, camera_pose, get_rig, normalize, render_file, render_views, view_grid
 from renderer.render import CAMERA_DISTANCE, SPHERE_FILL, YFOV, render_views_per_view
 from renderer.rigs import up_vector
-from tests.renderer.meshes import arm_shape
+from tests.renderer.meshes import arm_shape, noisy_thin_pane, open_mixed_winding
 
 S3 = math.sqrt(3)
 P = (1 + math.sqrt(5)) / 2
@@ -187,12 +187,15 @@ def test_the_thread_renderer_is_reused_without_piling_up_shader_programs():
 
 
 # Meshes on which an earlier one-pass renderer went wrong: the UV sphere's pole and its
-# rows of edges through pixel centres (fill rule), the torus's depth ties (depth bits).
+# rows of edges through pixel centres (fill rule), the torus's depth ties (depth bits);
+# and meshes whose back faces show, lit two-sided.
 ONE_PASS_CASES = [
     ("uv sphere", "circle-12", 64),
     ("uv sphere", "dodecahedron-20", 224),
     ("torus", "circle-12", 224),
     ("arm", "dodecahedron-20", 96),
+    ("open, mixed winding", "dodecahedron-20", 96),
+    ("noisy thin pane", "circle-12", 128),
 ]
 
 
@@ -201,7 +204,39 @@ def _mesh(name: str) -> trimesh.Trimesh:
         return normalize(trimesh.creation.uv_sphere(count=[50, 50]))
     if name == "torus":
         return normalize(trimesh.creation.torus(1.0, 0.3))
+    if name == "open, mixed winding":
+        return normalize(open_mixed_winding())
+    if name == "noisy thin pane":
+        return normalize(noisy_thin_pane())
     return normalize(arm_shape())
+
+
+def test_a_face_seen_from_behind_is_lit_as_seen_from_the_front():
+    """A single-sided square in the plane y = 0, its normal +Y: circle-12's view 9 looks at
+    its front from +Y, view 3 at its back from -Y, as a mirror image."""
+    square = trimesh.Trimesh(
+        [[-0.5, 0, -0.5], [0.5, 0, -0.5], [0.5, 0, 0.5], [-0.5, 0, 0.5]],
+        [[0, 2, 1], [0, 3, 2]],
+        process=False,
+    )
+    assert square.face_normals[:, 1].min() == 1.0
+    views = render_views(square, "circle-12", 64)
+    front, back = views[9], views[3]
+    assert (front < 255).any(axis=-1).sum() > 400
+    assert back.tobytes() == front[:, ::-1].tobytes()  # not the ambient grey of an unlit face
+
+
+def test_vertex_noise_on_a_thin_shell_does_not_turn_it_to_speckle():
+    """Noise thicker than the pane interleaves its two sides. Lit one-sided, the faces seen
+    from behind came out at the ambient grey (69): a quarter of the pane's pixels."""
+    noisy, clean = (
+        render_views(normalize(m), "circle-12", 64)
+        for m in (noisy_thin_pane(), trimesh.creation.box(extents=[1.0, 0.002, 1.0]))
+    )
+    grey = noisy[..., 0][(noisy < 255).any(axis=-1)]
+    assert grey.size > 5000
+    assert (grey < 100).mean() < 0.02
+    assert abs(grey.mean() - clean[..., 0][(clean < 255).any(axis=-1)].mean()) < 3
 
 
 @pytest.mark.parametrize(("name", "rig", "size"), ONE_PASS_CASES)
