@@ -109,15 +109,16 @@ def render_views_per_view(
     renderer = _offscreen_renderer(size)
     vertices = _flat_vertices(mesh)
     positions, normals = vertices[:, :3], vertices[:, 3:]
+    material = _material()
     colors = np.empty((rig.num_views, size, size, 3), dtype=np.uint8)
     depths = np.empty((rig.num_views, size, size), dtype=np.float32) if depth else None
     for i, direction in enumerate(rig.positions):
         pose = camera_pose(direction, CAMERA_DISTANCE)
-        facing = _faces_seen_from_behind(positions, normals, pose[:3, 3].astype(np.float32))
+        behind = _faces_seen_from_behind(positions, normals, pose[:3, 3].astype(np.float32))
         primitive = pyrender.Primitive(
             positions=positions,
-            normals=np.where(np.repeat(facing, 3)[:, None], -normals, normals),
-            material=_material(),
+            normals=np.where(np.repeat(behind, 3)[:, None], -normals, normals),
+            material=material,
         )
         node = scene.add(pyrender.Mesh([primitive]))
         scene.set_pose(camera, pose)

@@ -3,9 +3,9 @@
 Layout of a store directory:
 
     manifest.json        rig, size, lighting, classes, augment (copies per training mesh,
-                         seed), and
-                         one entry per row (split, row, class, label, source file relative
-                         to the mesh root, shape, copy, perturbation, status, error)
+                         seed), and one entry per row (split, row, class, label, source
+                         file relative to the mesh root, shape, copy, perturbation,
+                         status, error)
     views-<split>.npy    (N, V, H, W, 3) uint8, one row per mesh of the split (a .npy
                          memmap: training reads it without loading it all)
     done-<split>.npy     (N,) int8 per row: 0 to do, 1 rendered, 2 failed

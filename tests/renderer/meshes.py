@@ -50,11 +50,10 @@ def noisy_thin_pane(seed: int = 0) -> trimesh.Trimesh:
 
 
 def open_mixed_winding(seed: int = 0) -> trimesh.Trimesh:
-    """`arm_shape` with a third of its faces gone and half the rest wound the other way:
-    open and inconsistently wound, as many meshes made by others are."""
-    mesh = trimesh.creation.icosphere(subdivisions=2)
-    arm = arm_shape()
-    mesh = trimesh.util.concatenate([arm, mesh.apply_scale(0.3)])
+    """`arm_shape` and a small sphere with a third of their faces gone and half the rest
+    wound the other way: open and inconsistently wound, as many meshes made by others are."""
+    sphere = trimesh.creation.icosphere(subdivisions=2).apply_scale(0.3)
+    mesh = trimesh.util.concatenate([arm_shape(), sphere])
     rng = np.random.default_rng(seed)
     faces = np.asarray(mesh.faces)[rng.random(len(mesh.faces)) > 1 / 3]
     flip = rng.random(len(faces)) < 0.5
