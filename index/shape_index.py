@@ -746,18 +746,25 @@ class ShapeIndex:
             raise
 
     def close(self) -> None:
+        """Snapshot what this process wrote, then release every file. A snapshot that
+        fails (a full disk) is raised, but the files are released all the same: the log
+        already holds every acknowledged write, and the next open replays it."""
         with self._lock:
             if self._gen is None:
                 return
-            with self._file_lock.held():
-                if self._wrote_log:
-                    self._catch_up()
-                    if self._gen.log_records:
-                        self._snapshot(self._gen)
-                self._gen.close()
-                self._gen = None
-            self._counters.close()
-            self._file_lock.close()
+            try:
+                with self._file_lock.held():
+                    try:
+                        if self._wrote_log:
+                            self._catch_up()
+                            if self._gen.log_records:
+                                self._snapshot(self._gen)
+                    finally:
+                        self._gen.close()
+                        self._gen = None
+            finally:
+                self._counters.close()
+                self._file_lock.close()
 
     def __enter__(self) -> ShapeIndex:
         return self

@@ -1,3 +1,4 @@
+import os
 import threading
 
 import faiss
@@ -562,6 +563,36 @@ def test_a_snapshot_that_fails_half_way_through_dropping_tombstones_is_not_serve
         assert found == ids[1:]
         index.snapshot()
     assert check_index(tmp_path / "m").ok
+
+
+def test_a_close_whose_snapshot_fails_still_releases_every_file(tmp_path, rng, monkeypatch):
+    """A full disk at close: the error is raised, no file is left open, and the next open
+    has every acknowledged shape from the log."""
+    from index import shape_index
+
+    def disk_full(generation):
+        raise OSError(28, "No space left on device")
+
+    def files_open_under(root) -> list[str]:
+        targets = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except FileNotFoundError:  # the listing's own descriptor, closed since
+                pass
+        return [t for t in targets if t.startswith(str(root))]
+
+    index = ShapeIndex.open(tmp_path, "m", dim=DIM, factory="Flat")
+    vectors = _unit_rows(rng, 20)
+    ids = [index.add(v, name=f"s{i}", sha256=f"s{i}").id for i, v in enumerate(vectors)]
+    assert files_open_under(tmp_path)
+    monkeypatch.setattr(shape_index._Generation, "snapshot", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        index.close()
+    assert files_open_under(tmp_path) == []
+    monkeypatch.undo()
+    with ShapeIndex.open(tmp_path, "m", dim=DIM, factory="Flat") as index:
+        assert [index.search(v, k=1)[0].id for v in vectors] == ids
 
 
 def test_a_lossy_index_whose_log_was_lost_is_compacted_from_its_codes(tmp_path):
