@@ -20,6 +20,10 @@ Every epoch writes `<stage>-last.pt` (weights, optimiser, scheduler, random stat
 validation accuracy (a stratified hold-out of the training split) is kept as a gmvit
 checkpoint. A run is deterministic for a seed on one device. Under `torchrun`
 (WORLD_SIZE set) it trains data-parallel, one process per device.
+
+`refit_head` trains a trained network's classifier again on frozen descriptors (the layers
+after f_global; the representation and the classifier decoupled, as Kang et al., ICLR 2020,
+re-train the classifier): the descriptor, and so every index built with it, stays as it is.
 """
 
 from __future__ import annotations
@@ -39,10 +43,16 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    TensorDataset,
+)
 from tqdm import tqdm
 
-from gmvit.checkpoint import save_checkpoint
+from gmvit.checkpoint import load_checkpoint, save_checkpoint
 from gmvit.data.datasets import (
     MultiViewDataset,
     PairedViewDataset,
@@ -54,7 +64,7 @@ from gmvit.data.datasets import (
     stratified_holdout,
 )
 from gmvit.errors import GMViTError
-from gmvit.model import GMViT, GMViTConfig, create_model
+from gmvit.model import GMViT, GMViTConfig, GMViTOutput, create_model
 from gmvit.preprocess import to_input
 from renderer.files import write_atomic
 
@@ -352,6 +362,22 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 @torch.no_grad()
+def forward_rows(
+    model: nn.Module,
+    split: ViewSplit,
+    indices: np.ndarray,
+    device: torch.device,
+    batch_size: int = 32,
+) -> Iterable[GMViTOutput]:
+    """The model's outputs (in eval mode) for the given renders, `batch_size` at a time."""
+    config = _unwrap(model).config
+    model.eval()
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        views = torch.from_numpy(np.stack([split.load(int(i)) for i in chunk]))
+        yield model(to_input(views, config).to(device))
+
+
 def predict(
     model: nn.Module,
     split: ViewSplit,
@@ -360,14 +386,10 @@ def predict(
     batch_size: int = 32,
 ) -> np.ndarray:
     """Predicted labels of the given shapes (model in eval mode)."""
-    config = _unwrap(model).config
-    model.eval()
-    predictions = []
-    for start in range(0, len(indices), batch_size):
-        chunk = indices[start : start + batch_size]
-        views = torch.from_numpy(np.stack([split.load(int(i)) for i in chunk]))
-        out = model(to_input(views, config).to(device))
-        predictions.append(out.logits.argmax(1).cpu().numpy())
+    predictions = [
+        out.logits.argmax(1).cpu().numpy()
+        for out in forward_rows(model, split, indices, device, batch_size)
+    ]
     return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
 
 
@@ -722,6 +744,110 @@ def train_student(
     result, best = run.fit_views(variant, model, recipe, step, meta, resume)
     if run.rt.is_main:
         _write_history(run.out / "history.json", {variant: asdict(result)})
+    return best
+
+
+def refit_head(
+    weights: str | Path,
+    data_path: str | Path,
+    out_dir: str | Path,
+    *,
+    recipe: Recipe | None = None,
+    val_fraction: float = 0.1,
+    resume: bool = False,
+    rt: Runtime | None = None,
+    command: str | None = None,
+) -> Path:
+    """Train the classifier of a trained network again, on its frozen descriptors.
+
+    Every training render (perturbed copies included) goes through the network once, in
+    eval mode, to its f_global; then the layers after f_global (`cls_head_finetune[2:]`)
+    start from where they are and are trained on those vectors with cross-entropy, the
+    best validation epoch kept. Everything up to f_global keeps its weights, so the new
+    checkpoint's descriptors are the old one's, bit for bit, and an index keeps its meaning.
+    Why: an end-to-end run fits its head to features that move under it; refitted on the
+    features inference sees, on data whose classes are drawn as wanted, the head names real
+    furniture far better (README, "The classifier refitted"). The open-set thresholds are
+    dropped: they were calibrated on the old head's probabilities (`gmvit eval
+    --save-thresholds` calibrates them again)."""
+    rt = rt or runtime()
+    if rt.distributed:
+        raise GMViTError("refitting a head runs in one process; start it without torchrun")
+    source = load_checkpoint(weights)
+    run = _Run.start(
+        data_path,
+        out_dir,
+        val_fraction=val_fraction,
+        image_size=source.config.image_size,
+        augment=False,
+        rt=rt,
+        command=command,
+    )
+    split, config = run.data.split, source.config
+    if list(split.classes) != list(source.class_names):
+        raise GMViTError(
+            f"{data_path} has the classes {split.classes}, {weights} was trained on "
+            f"{source.class_names}"
+        )
+    if (split.rig, split.num_views) != (config.rig, config.num_views):
+        raise GMViTError(
+            f"{data_path} holds {split.num_views} views of the {split.rig} rig; {weights} "
+            f"takes {config.num_views} of {config.rig}"
+        )
+    recipe = recipe or Recipe(epochs=10)
+    model = source.model.to(rt.device)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    head = model.cls_head_finetune[2:]
+    for parameter in head.parameters():
+        parameter.requires_grad_(True)
+
+    def descriptors(rows: np.ndarray, desc: str) -> TensorDataset:
+        outputs = forward_rows(model, split, rows, rt.device)
+        f_global = [
+            out.f_global.float()
+            for out in tqdm(outputs, desc=desc, total=math.ceil(len(rows) / 32), leave=False)
+        ]
+        return TensorDataset(torch.cat(f_global), torch.from_numpy(split.labels[rows]))
+
+    train_set = descriptors(run.data.train_rows(recipe), "descriptors (train)")
+    val_set = descriptors(run.data.val_or_train, "descriptors (validation)")
+
+    def step(module: nn.Module, batch: tuple[Tensor, Tensor], generator: torch.Generator):
+        features, labels = (t.to(rt.device) for t in batch)
+        logits = module(features)
+        return F.cross_entropy(logits, labels), logits, labels
+
+    @torch.no_grad()
+    def validate() -> float:
+        head.eval()
+        features, labels = (t.to(rt.device) for t in val_set.tensors)
+        return float((head(features).argmax(1) == labels).float().mean())
+
+    best = run.out / "best.pt"
+    kept = {k: v for k, v in source.meta.items() if k not in ("open_set", "descriptor_version")}
+    meta = kept | {
+        "head_refit": run.meta("gmvit refit-head")
+        | {"from_model_id": source.model_id, "recipe": asdict(recipe)}
+    }
+
+    def save_best(score: float, epoch: int) -> None:
+        meta["head_refit"] |= {"val_acc": score, "epoch": epoch}
+        save_checkpoint(best, model, source.class_names, meta)
+
+    result = fit(
+        name="head",
+        out_dir=run.out,
+        module=head,
+        recipe=recipe,
+        rt=rt,
+        train_set=train_set,
+        step=step,
+        validate=validate,
+        on_best=save_best,
+        resume=resume,
+    )
+    _write_history(run.out / "history.json", {"head": asdict(result)})
     return best
 
 

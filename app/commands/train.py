@@ -1,4 +1,5 @@
-"""`gmvit train`, `gmvit distill`, `gmvit eval`: the teacher, its students, their scores."""
+"""`gmvit train`, `gmvit distill`, `gmvit refit-head`, `gmvit eval`: the teacher, its students,
+their classifiers, their scores."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from pathlib import Path
 from app.cli import CLIError
 
 
-def _add_recipe(parser: argparse.ArgumentParser, batch_size: int) -> None:
-    group = parser.add_argument_group("recipe (defaults: the paper's)")
-    group.add_argument("--epochs", type=int, default=100)
+def _add_recipe(
+    parser: argparse.ArgumentParser, batch_size: int, epochs: int = 100, *, beyond: bool = True
+) -> None:
+    """The optimiser and schedule options; `beyond=False` leaves out the terms and data
+    options beyond the paper (the recipe keeps their defaults)."""
+    title = "recipe (defaults: the paper's)" if epochs == 100 else "recipe (the paper's optimiser)"
+    group = parser.add_argument_group(title)
+    group.add_argument("--epochs", type=int, default=epochs)
     group.add_argument("--batch-size", type=int, default=batch_size)
     group.add_argument("--lr", type=float, default=0.01)
     group.add_argument("--lr-min", type=float, default=0.001, help="cosine annealing floor")
@@ -21,6 +27,8 @@ def _add_recipe(parser: argparse.ArgumentParser, batch_size: int) -> None:
     )
     group.add_argument("--momentum", type=float, default=0.9)
     group.add_argument("--weight-decay", type=float, default=1e-4)
+    if not beyond:
+        return
     ours = parser.add_argument_group("beyond the paper")
     ours.add_argument(
         "--contrastive",
@@ -48,21 +56,26 @@ def _add_recipe(parser: argparse.ArgumentParser, batch_size: int) -> None:
     )
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, views: bool = True) -> None:
+    """The data, run folder and runtime options; `views=False` leaves out the options of
+    training on views (input size, augmentation, bf16)."""
     parser.add_argument(
         "--data", required=True, type=Path, help="view store (gmvit dataset render) or PNG set"
     )
     parser.add_argument("-o", "--out", required=True, type=Path, help="run folder")
-    parser.add_argument(
-        "--image-size", type=int, default=None, help="network input size (default: the data's)"
-    )
+    if views:
+        parser.add_argument(
+            "--image-size", type=int, default=None, help="network input size (default: the data's)"
+        )
     parser.add_argument(
         "--val-fraction", type=float, default=0.1, help="share of each training class held out"
     )
-    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    if views:
+        parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--bf16", action="store_true", help="forward under bfloat16 autocast")
+    if views:
+        parser.add_argument("--bf16", action="store_true", help="forward under bfloat16 autocast")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
 
@@ -90,6 +103,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     distill.add_argument("--no-kd", action="store_true", help="labels only, no distillation")
     _add_recipe(distill, batch_size=16)
     distill.set_defaults(func=_distill)
+
+    refit = subparsers.add_parser(
+        "refit-head",
+        help="train a network's classifier again on its frozen descriptors (the descriptor, "
+        "and every index built with it, stays as it is)",
+        description="Every training render goes through the network once, to its f_global; "
+        "the layers after f_global are trained again on those vectors (cross-entropy, the best "
+        "validation epoch kept). The new checkpoint has the same descriptors and a new model "
+        "id; its open-set thresholds are dropped (calibrate them again with gmvit eval "
+        "--held-out ... --save-thresholds).",
+    )
+    refit.add_argument("--weights", required=True, type=Path, help="a gmvit checkpoint")
+    _add_common(refit, views=False)
+    _add_recipe(refit, batch_size=32, epochs=10, beyond=False)
+    refit.set_defaults(func=_refit_head)
 
     evaluate = subparsers.add_parser(
         "eval", help="oa, macc, retrieval mAP, p@10, params and speed on a test split"
@@ -129,21 +157,14 @@ def _command() -> str:
 
 
 def _recipe(args: argparse.Namespace, epochs: int | None = None, batch: int | None = None):
+    """The recipe the options give; a field a command has no option for keeps its default."""
+    from dataclasses import fields
+
     from gmvit.train import Recipe
 
-    return Recipe(
-        epochs=epochs or args.epochs,
-        batch_size=batch or args.batch_size,
-        lr=args.lr,
-        lr_min=args.lr_min,
-        t_max=args.t_max,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        contrastive=args.contrastive,
-        temperature=args.temperature,
-        copies=args.copies,
-        bn_batches=args.bn_batches,
-    )
+    given = {f.name: getattr(args, f.name) for f in fields(Recipe) if hasattr(args, f.name)}
+    given |= {"epochs": epochs or args.epochs, "batch_size": batch or args.batch_size}
+    return Recipe(**given)
 
 
 def _runtime(args: argparse.Namespace):
@@ -155,7 +176,7 @@ def _runtime(args: argparse.Namespace):
         if args.threads < 1:
             raise CLIError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    return runtime(args.device, args.seed, bf16=args.bf16)
+    return runtime(args.device, args.seed, bf16=getattr(args, "bf16", False))
 
 
 def _finish(rt, best: Path) -> int:
@@ -209,6 +230,23 @@ def _distill(args: argparse.Namespace) -> int:
         recipe=_recipe(args),
         val_fraction=args.val_fraction,
         augment=not args.no_augment,
+        resume=args.resume,
+        rt=rt,
+        command=_command(),
+    )
+    return _finish(rt, best)
+
+
+def _refit_head(args: argparse.Namespace) -> int:
+    from gmvit.train import refit_head
+
+    rt = _runtime(args)
+    best = refit_head(
+        args.weights,
+        args.data,
+        args.out,
+        recipe=_recipe(args),
+        val_fraction=args.val_fraction,
         resume=args.resume,
         rt=rt,
         command=_command(),

@@ -15,7 +15,7 @@ import torch
 
 import renderer
 from app.cli import main
-from gmvit import Embedder, load_checkpoint
+from gmvit import Embedder, create_model, load_checkpoint, save_checkpoint
 from gmvit.data import synth
 from gmvit.data.store import render_store
 from gmvit.train import Recipe, multiview_step, runtime, train_student
@@ -277,3 +277,66 @@ def test_contrastive_recipe_on_augmented_copies_through_the_cli(data, tmp_path):
     stored = load_checkpoint(weights)
     assert stored.model_id == mini.model_id
     assert stored.meta["open_set"]["min_probability"] == open_set["thresholds"]["min_probability"]
+
+
+def test_refit_head_keeps_every_descriptor_and_retrains_only_the_classifier(data, tmp_path, capsys):
+    """`gmvit refit-head`: the layers up to f_global keep their weights, so the descriptors
+    are the source's bit for bit; the classifier after them moves; the stale open-set
+    thresholds go, the source is recorded; data of other classes is refused in one line."""
+    views = str(data / "views")
+    trained = train_student(
+        views,
+        tmp_path / "mini",
+        variant="mini",
+        recipe=Recipe(epochs=1, batch_size=4),
+        rt=runtime("cpu", seed=1, progress=False),
+    )
+    source = load_checkpoint(trained)
+    with_thresholds = tmp_path / "source.pt"
+    meta = source.meta | {"open_set": {"min_probability": 0.9, "min_similarity": 0.8}}
+    save_checkpoint(with_thresholds, source.model, source.class_names, meta)
+
+    out = tmp_path / "refit"
+    command = ["refit-head", "--weights", str(with_thresholds), "--data", views, "-o", str(out)]
+    assert main([*command, "--epochs", "3", "--batch-size", "4", "--lr", "0.1"]) == 0
+    refit = load_checkpoint(out / "best.pt")
+    assert refit.model_id != source.model_id
+    before, after = source.model.state_dict(), refit.model.state_dict()
+    descriptor_part = [k for k in before if not k.startswith("cls_head_finetune.")]
+    descriptor_part += [
+        k for k in before if k.startswith(("cls_head_finetune.0.", "cls_head_finetune.1."))
+    ]
+    for name in descriptor_part:
+        assert torch.equal(before[name], after[name]), name
+    classifier = [
+        k for k in before if k.startswith(("cls_head_finetune.4.", "cls_head_finetune.8."))
+    ]
+    assert any(not torch.equal(before[k], after[k]) for k in classifier)
+
+    test_views = np.stack(
+        [
+            renderer.render_file(mesh, rig="circle-12", size=SIZE)
+            for mesh in sorted((data / "meshes").rglob("test/*.off"))
+        ]
+    )
+    old, new = (
+        Embedder(with_thresholds).embed(test_views),
+        Embedder(out / "best.pt").embed(test_views),
+    )
+    assert np.array_equal(old.descriptors, new.descriptors)
+    assert not np.array_equal(old.probabilities, new.probabilities)
+    assert "open_set" not in refit.meta
+    assert refit.meta["head_refit"]["from_model_id"] == source.model_id
+    assert refit.meta["head_refit"]["recipe"]["epochs"] == 3
+    assert refit.meta["recipe"] == source.meta["recipe"]  # how the network itself was trained
+
+    other = tmp_path / "other.pt"
+    model = create_model("mini", 12, 2, image_size=SIZE, rig="circle-12")
+    save_checkpoint(other, model, ["lamp", "vase"])
+    capsys.readouterr()
+    assert (
+        main(["refit-head", "--weights", str(other), "--data", views, "-o", str(tmp_path / "x")])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("gmvit: error:") and "classes" in err and err.count("\n") == 1

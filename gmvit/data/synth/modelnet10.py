@@ -533,7 +533,8 @@ def _desk(rng: np.random.Generator) -> list[trimesh.Trimesh]:
             # keep only the supports on the side without a pedestal
             leg_parts = [p for p in leg_parts if np.sign(p.centroid[0]) != sides[0]]
         parts += leg_parts
-    if rng.random() < 0.6:  # modesty panel at the back
+    # A top on bare legs is a table: a desk without a pedestal always has a modesty panel.
+    if not sides or rng.random() < 0.6:
         parts.append(box((width * 0.9, 0.02, under * 0.5), (0, -depth / 2 + 0.03, under * 0.7)))
     if rng.random() < 0.5:  # a centre drawer under the top
         parts.append(box((width * 0.35, depth * 0.9, 0.1), (0, 0, under - 0.05)))
