@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from PIL import Image
 
 import renderer
 from app.metrics import stage
@@ -100,12 +101,18 @@ def describe(
     )
 
 
-def grid_png(views: np.ndarray, max_px: int = THUMBNAIL_PX) -> bytes:
-    """A small PNG of all views side by side (the thumbnail and the page's preview)."""
+def grid_image(views: np.ndarray, max_px: int = THUMBNAIL_PX) -> Image.Image:
+    """All views side by side, at most `max_px` wide and high (the thumbnail's pixels)."""
     image = renderer.view_grid(views, labels=False)
     image.thumbnail((max_px, max_px))
+    return image
+
+
+def grid_png(views: np.ndarray, max_px: int = THUMBNAIL_PX) -> bytes:
+    """A small PNG of all views side by side (the thumbnail and the page's preview)."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")  # optimize=True costs 5x the time for 8 % of size
+    # optimize=True costs 5x the time for 8 % of size
+    grid_image(views, max_px).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

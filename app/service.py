@@ -14,13 +14,13 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from app import metrics, pipeline, resources
+from app import metrics, pipeline, rerank, resources
 from app.batcher import BatchingEmbedder
 from app.jobs import (
     InProcessJobs,
@@ -38,6 +38,7 @@ from app.pool import Admission, RenderPool
 from app.settings import Settings
 from gmvit.openset import Decision, decide
 from index import SearchHit, ShapeIndex, ShapeRecord, indexes_of_other_models
+from renderer.rigs import get_rig
 
 log = logging.getLogger("gmvit.app")
 
@@ -97,6 +98,7 @@ class ShapeService:
         self.index = index
         self.jobs = jobs
         self.random_weights = random_weights
+        self.num_views = len(get_rig(embedder.rig).positions)  # of every thumbnail
         self.stale_indexes: dict[str, int] = {}  # model id -> shapes, of other weights
         self.pool = RenderPool(settings.workers, settings.queue)
         self._stop = threading.Event()
@@ -235,22 +237,61 @@ class ShapeService:
         timings: dict[str, float],
         admission: Admission,
     ) -> list[SearchHit]:
-        """The k nearest shapes to an uploaded mesh (optionally only with `label`)."""
+        """The k nearest shapes to an uploaded mesh (optionally only with `label`), near-ties
+        settled by the views (`app.rerank`)."""
         described, _ = await self.describe(data, filename, timings, admission)
+
+        def query() -> np.ndarray:
+            return rerank.view_signature(pipeline.grid_image(described.views), len(described.views))
+
         with metrics.stage("search", timings):
-            return await asyncio.to_thread(self.index.search, described.descriptor, k, label=label)
+            return await asyncio.to_thread(self.ranked, described.descriptor, k, query, label=label)
 
     async def search_shape(
         self, shape_id: int, k: int, label: str | None, timings: dict[str, float]
     ) -> list[SearchHit] | None:
-        """The k nearest shapes to an indexed one (itself left out); None: no such shape."""
+        """The k nearest shapes to an indexed one (itself left out), near-ties settled by the
+        views of its thumbnail; None: no such shape."""
         vector = await asyncio.to_thread(self.index.vector, shape_id)
         if vector is None:
             return None
+
+        def query() -> np.ndarray | None:
+            png = self.index.thumbnail(shape_id)
+            return None if png is None else rerank.view_signature(png, self.num_views)
+
         with metrics.stage("search", timings):
             return await asyncio.to_thread(
-                self.index.search, vector, k, label=label, exclude=shape_id
+                self.ranked, vector, k, query, label=label, exclude=shape_id
             )
+
+    def ranked(
+        self,
+        vector: np.ndarray,
+        k: int,
+        query: Callable[[], np.ndarray | None],
+        *,
+        label: str | None = None,
+        exclude: int | None = None,
+    ) -> list[SearchHit]:
+        """The index's k best hits, those within `rerank_margin` of the best ordered by their
+        thumbnails' views against `query()` (the query's view signature, made only when
+        there is a near-tie to settle)."""
+        margin = self.settings.rerank_margin
+        fetch = max(k, rerank.CANDIDATES) if margin > 0 else k
+        hits = self.index.search(vector, fetch, label=label, exclude=exclude)
+        tied = rerank.near_ties([hit.score for hit in hits], margin)
+        signature = query() if tied else None
+        if signature is None:
+            return hits[:k]
+        thumbnails = self.index.thumbnails([hits[i].id for i in tied])
+        signatures = {
+            i: rerank.view_signature(thumbnails[hits[i].id], self.num_views)
+            for i in tied
+            if hits[i].id in thumbnails
+        }
+        poses = rerank.poses(signature, self.embedder.rig)
+        return rerank.settle(hits, tied, poses, signatures)[:k]
 
     async def add(
         self,

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     index_nprobe: int = Field(
         16, ge=1, description="IVF lists probed per search: higher = better recall, slower"
     )
+    rerank_margin: float = Field(
+        0.001,
+        ge=0.0,
+        le=2.0,
+        description="/search: candidates within this cosine of the best are ordered by their "
+        "views (thumbnails); 0 = the descriptor's order alone",
+    )
     demo: bool = Field(True, description="index a small synthetic set on the first start")
     demo_per_class: int = Field(3, ge=1, description="demo shapes per synthetic class")
     reindex_chunk: int = Field(

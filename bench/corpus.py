@@ -193,6 +193,7 @@ def build(data_dir: Path = DEFAULT_DATA, *, progress: bool = True) -> Path:
                 kept[key] = entry
     manifest = {
         "version": CORPUS_VERSION,
+        "extensions": list(_MESH_EXTENSIONS),
         "packages": package_versions(data_dir),
         "class_rules": [list(rule) for rule in sh3d.CLASS_RULES],
         "meshes": [asdict(entry) for entry in kept.values()],
@@ -217,10 +218,16 @@ def package_versions(data_dir: Path) -> dict[str, str]:
 
 
 def load(data_dir: Path = DEFAULT_DATA, *, progress: bool = True) -> tuple[Path, dict]:
-    """The corpus folder and its manifest, built first when missing or outdated."""
+    """The corpus folder and its manifest, built first when missing or outdated: of another
+    `CORPUS_VERSION`, or built when the loader read other formats (a new reader turns
+    files that were skipped into meshes, and the galleries drawn from the corpus change)."""
     manifest_path = data_dir / "corpus" / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
-    if manifest is None or manifest.get("version") != CORPUS_VERSION:
+    if (
+        manifest is None
+        or manifest.get("version") != CORPUS_VERSION
+        or manifest.get("extensions") != list(_MESH_EXTENSIONS)
+    ):
         build(data_dir, progress=progress)
         manifest = json.loads(manifest_path.read_text())
     return manifest_path.parent, manifest

@@ -7,7 +7,9 @@ Three parts, measured in one run (`--parts` picks some):
   subdivision, decimation, mirror; each alone, seeds fixed) queries the gallery of
   originals; top-1 / top-5 = the original is the nearest / among the 5 nearest. Measured
   for the GMViT descriptor (the project's loader, normaliser, renderer and Embedder, as
-  the service runs them) and for the baselines of `bench.baselines`, on the same meshes.
+  the service runs them), for the order `/search` gives (`<model> /search`: the
+  descriptor's, its near-ties settled by the views as `app.rerank` settles them, at the
+  service's default margin) and for the baselines of `bench.baselines`, on the same meshes.
 - `category`: the real furniture of the ten classes through a real `gmvit serve` on
   127.0.0.1: `/classify` top-1 of the head and of the neighbour vote, with the index
   holding the demo set and then the synthetic training set; then the furniture itself
@@ -50,6 +52,9 @@ from tqdm import tqdm
 
 import gmvit
 import renderer
+from app import rerank
+from app.pipeline import grid_image
+from app.settings import Settings
 from bench import baselines, corpus, metrics, perturb
 from bench.server import Server, serving
 from gmvit.data import synth
@@ -60,6 +65,9 @@ REPO = Path(__file__).resolve().parents[1]
 PARTS = ("instance", "category", "open-set")
 BASELINES = {"pca": "PCA eigenvalues", "pixels": "view pixels", "d2": "D2 histogram"}
 PIXEL_RIG, PIXEL_SIZE = "circle-12", baselines.PIXEL_SIZE
+# A model's ranking as /search gives it, near-ties settled by the views at this margin.
+SEARCH = " /search"
+RERANK_MARGIN = Settings.model_fields["rerank_margin"].default
 API_KEY = "bench-key"
 SEARCH_LIMIT = 100  # the API's largest top_k
 
@@ -169,8 +177,12 @@ def describe_copies(
     if rendered:
         for name, embedder in embedders.items():
             batch = np.stack(views[embedder.rig, embedder.image_size])
-            for vector, descriptor in zip(rendered, embedder.embed(batch).descriptors, strict=True):
+            descriptors = embedder.embed(batch).descriptors
+            for vector, descriptor, shape_views in zip(rendered, descriptors, batch, strict=True):
                 vector[name] = descriptor
+                vector[name + SEARCH] = rerank.view_signature(
+                    grid_image(shape_views), len(shape_views)
+                )
     return vectors
 
 
@@ -181,12 +193,37 @@ def _distances(gallery: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(squared, 0.0))
 
 
+def search_ranks(
+    distances: np.ndarray,
+    targets: np.ndarray,
+    gallery_signatures: np.ndarray,
+    query_signatures: np.ndarray,
+    rig: str,
+) -> np.ndarray:
+    """The rank of each query's target in the order `/search` gives: the descriptor's
+    (`distances` between unit descriptors), its near-ties settled by the views."""
+    ranks = metrics.target_ranks(distances, targets)
+    scores = 1.0 - distances.astype(np.float64) ** 2 / 2.0  # the cosine of unit vectors
+    for q, target in enumerate(targets):
+        order = np.argsort(-scores[q], kind="stable")[: rerank.CANDIDATES]
+        tied = rerank.near_ties(list(scores[q, order]), RERANK_MARGIN)
+        if not tied:
+            continue
+        poses = rerank.poses(query_signatures[q], rig)
+        signatures = {i: gallery_signatures[order[i]] for i in tied}
+        settled = rerank.settle(list(order), tied, poses, signatures)
+        if target in settled:
+            ranks[q] = settled.index(target)
+    return ranks
+
+
 def instance_retrieval(
     files: Sequence[Path], embedders: dict[str, gmvit.Embedder], seed: int, desc: str
 ) -> dict:
-    """Top-1 / top-5 of every model and baseline under every perturbation, one gallery."""
+    """Top-1 / top-5 of every model (its descriptor, and its /search order) and baseline
+    under every perturbation, one gallery."""
     n = len(files)
-    methods = [*embedders, *BASELINES]
+    methods = [*embedders, *(name + SEARCH for name in embedders), *BASELINES]
     gallery: dict[str, list] = {m: [] for m in methods}
     queries = {p: {m: [] for m in methods} for p in perturb.PERTURBATIONS}
     failed: dict[str, list[str]] = {p: [] for p in perturb.PERTURBATIONS}
@@ -213,12 +250,23 @@ def instance_retrieval(
         row = {"failed": failed[name]}
         for method in methods:
             ready = baselines.centred_unit if method == "pixels" else np.asarray
-            stack = ready(np.stack(gallery[method]))
+            model = method.removesuffix(SEARCH)
             ok = [i for i, v in enumerate(queries[name][method]) if v is not None]
             ranks = np.full(n, np.inf)  # a copy that failed is a miss at every k
             if ok:
-                query = ready(np.stack([queries[name][method][i] for i in ok]))
-                ranks[ok] = metrics.target_ranks(_distances(stack, query), np.array(ok))
+                if method == model:
+                    stack = ready(np.stack(gallery[method]))
+                    query = ready(np.stack([queries[name][method][i] for i in ok]))
+                    ranks[ok] = metrics.target_ranks(_distances(stack, query), np.array(ok))
+                else:
+                    descriptors = np.stack([queries[name][model][i] for i in ok])
+                    ranks[ok] = search_ranks(
+                        _distances(np.stack(gallery[model]), descriptors),
+                        np.array(ok),
+                        np.stack(gallery[method]),
+                        np.stack([queries[name][method][i] for i in ok]),
+                        embedders[model].rig,
+                    )
             row[method] = {"top1": metrics.top_k(ranks, 1), "top5": metrics.top_k(ranks, 5)}
         results["perturbations"][name] = row
     return results
@@ -395,8 +443,9 @@ def through_server(
 
 
 def instance_table(instance: dict, models: Sequence[str]) -> str:
-    methods = [*models, *BASELINES]
-    names = [*models, *BASELINES.values()]
+    searched = [name + SEARCH for name in models]
+    methods = [*models, *searched, *BASELINES]
+    names = [*models, *searched, *BASELINES.values()]
     lines = [
         "| gallery (meshes) | query: a copy after | "
         + " | ".join(f"{name} top-1 / top-5" for name in names)

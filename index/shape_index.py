@@ -784,8 +784,12 @@ class ShapeIndex:
 
     def thumbnail(self, shape_id: int) -> bytes | None:
         """The PNG stored with the shape, if any."""
+        return self.thumbnails([shape_id]).get(int(shape_id))
+
+    def thumbnails(self, shape_ids: list[int]) -> dict[int, bytes]:
+        """The PNGs stored with these shapes, by id (a shape without one is left out)."""
         with self._reading() as gen:
-            return gen.store.thumbnails([int(shape_id)]).get(int(shape_id))
+            return gen.store.thumbnails([int(i) for i in shape_ids])
 
     def find_sha256(self, sha256: str) -> ShapeRecord | None:
         with self._reading() as gen:

@@ -156,6 +156,15 @@ def test_the_corpus_is_built_once(built, tmp_path):
     assert json.loads((folder / "manifest.json").read_text()) == manifest
 
 
+def test_a_corpus_built_when_the_loader_read_other_formats_is_built_again(built, tmp_path):
+    folder, manifest = built
+    older = manifest | {"extensions": [e for e in manifest["extensions"] if e != ".stl"]}
+    (folder / "manifest.json").write_text(json.dumps(older))
+    _, again = corpus.load(tmp_path, progress=False)
+    assert again["extensions"] == manifest["extensions"]
+    assert again["meshes"] == manifest["meshes"]
+
+
 def test_a_missing_package_says_what_to_run(tmp_path):
     write_packages(tmp_path, skip="libcgal-demo")
     with pytest.raises(corpus.MissingDataError, match=r"libcgal-demo.*scripts/setup.sh --bench"):

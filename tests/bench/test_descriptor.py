@@ -8,7 +8,8 @@ import pytest
 import trimesh
 
 import gmvit
-from bench import descriptor, perturb
+from app import rerank
+from bench import descriptor, metrics, perturb
 from gmvit.data import synth
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "gmvit-mini-synth10.pt"
@@ -36,9 +37,10 @@ def test_instance_retrieval_finds_subdivided_copies_of_distinct_shapes(tmp_path)
     # the same surface renders the same views: every view-based method finds it first
     assert subdivided["pixels"]["top1"] == 1.0
     assert subdivided["mini"]["top1"] == 1.0
+    assert subdivided["mini /search"]["top1"] == 1.0
     assert subdivided["failed"] == []
     for row in result["perturbations"].values():
-        for method in ("mini", *descriptor.BASELINES):
+        for method in ("mini", "mini /search", *descriptor.BASELINES):
             assert 0.0 <= row[method]["top1"] <= row[method]["top5"] == 1.0
 
 
@@ -51,3 +53,19 @@ def test_the_synthetic_gallery_is_seed_0s_test_split_and_the_index_its_training_
             expected = synth.make_shape("chair", synth.shape_rng(0, "chair", split, index))
             mesh = trimesh.load(path, process=False)
             assert np.allclose(mesh.vertices, expected.vertices, atol=1e-5)
+
+
+def test_search_ranks_settle_only_near_ties_and_by_the_views():
+    """Query 0's target is second by the descriptor, within the margin of the first, and
+    its views are the query's: /search finds it first. Query 1's target is second too, but
+    out of the margin: it stays second whatever its views."""
+    margin = descriptor.RERANK_MARGIN
+    rng = np.random.default_rng(0)
+    signatures = rng.uniform(0, 255, (3, 12, rerank.SIGNATURE_PX**2)).astype(np.float32)
+    cosine = np.array([[1.0 - margin / 2, 1.0, 0.5], [0.5, 1.0, 1.0 - 4 * margin]])
+    distances = np.sqrt(2.0 - 2.0 * cosine)
+    targets = np.array([0, 2])
+    queries = signatures[[0, 2]]
+    ranks = descriptor.search_ranks(distances, targets, signatures, queries, "circle-12")
+    assert list(ranks) == [0, 1]
+    assert list(metrics.target_ranks(distances, targets)) == [1, 1]
