@@ -16,8 +16,9 @@ def _add_recipe(
 ) -> None:
     """The optimiser and schedule options; `beyond=False` leaves out the terms and data
     options beyond the paper (the recipe keeps their defaults)."""
-    title = "recipe (defaults: the paper's)" if epochs == 100 else "recipe (the paper's optimiser)"
-    group = parser.add_argument_group(title)
+    group = parser.add_argument_group(
+        "recipe (defaults: the paper's)" if beyond else "recipe (the paper's optimiser)"
+    )
     group.add_argument("--epochs", type=int, default=epochs)
     group.add_argument("--batch-size", type=int, default=batch_size)
     group.add_argument("--lr", type=float, default=0.01)
