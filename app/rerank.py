@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -113,3 +113,22 @@ def settle(
     for place, i in zip(present, order, strict=True):
         settled[place] = hits[i]
     return settled
+
+
+def settle_near_ties(
+    hits: Sequence[Hit],
+    scores: Sequence[float],
+    margin: float,
+    query: Callable[[], np.ndarray | None],
+    signatures_of: Callable[[list[int]], dict[int, np.ndarray]],
+    rig: str,
+) -> list[Hit]:
+    """`hits` (best first, `scores` theirs) as `/search` orders them: the near-ties within
+    `margin` of the best settled by their views. `query()` gives the query's signature (None:
+    it has no views, nothing moves) and `signatures_of(positions)` the tied hits' signatures
+    by position; both are called only when there is a near-tie to settle."""
+    tied = near_ties(scores, margin)
+    signature = query() if tied else None
+    if signature is None:
+        return list(hits)
+    return settle(hits, tied, poses(signature, rig), signatures_of(tied))

@@ -280,18 +280,20 @@ class ShapeService:
         margin = self.settings.rerank_margin
         fetch = max(k, rerank.CANDIDATES) if margin > 0 else k
         hits = self.index.search(vector, fetch, label=label, exclude=exclude)
-        tied = rerank.near_ties([hit.score for hit in hits], margin)
-        signature = query() if tied else None
-        if signature is None:
-            return hits[:k]
-        thumbnails = self.index.thumbnails([hits[i].id for i in tied])
-        signatures = {
-            i: rerank.view_signature(thumbnails[hits[i].id], self.num_views)
-            for i in tied
-            if hits[i].id in thumbnails
-        }
-        poses = rerank.poses(signature, self.embedder.rig)
-        return rerank.settle(hits, tied, poses, signatures)[:k]
+
+        def signatures_of(tied: list[int]) -> dict[int, np.ndarray]:
+            thumbnails = self.index.thumbnails([hits[i].id for i in tied])
+            return {
+                i: rerank.view_signature(thumbnails[hits[i].id], self.num_views)
+                for i in tied
+                if hits[i].id in thumbnails
+            }
+
+        scores = [hit.score for hit in hits]
+        settled = rerank.settle_near_ties(
+            hits, scores, margin, query, signatures_of, self.embedder.rig
+        )
+        return settled[:k]
 
     async def add(
         self,

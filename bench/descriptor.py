@@ -206,12 +206,17 @@ def search_ranks(
     scores = 1.0 - distances.astype(np.float64) ** 2 / 2.0  # the cosine of unit vectors
     for q, target in enumerate(targets):
         order = np.argsort(-scores[q], kind="stable")[: rerank.CANDIDATES]
-        tied = rerank.near_ties(list(scores[q, order]), RERANK_MARGIN)
-        if not tied:
-            continue
-        poses = rerank.poses(query_signatures[q], rig)
-        signatures = {i: gallery_signatures[order[i]] for i in tied}
-        settled = rerank.settle(list(order), tied, poses, signatures)
+        best = list(scores[q, order])
+        if not rerank.near_ties(best, RERANK_MARGIN):
+            continue  # the descriptor's order: its rank as target_ranks counts it
+        settled = rerank.settle_near_ties(
+            list(order),
+            best,
+            RERANK_MARGIN,
+            lambda q=q: query_signatures[q],
+            lambda tied, order=order: {i: gallery_signatures[order[i]] for i in tied},
+            rig,
+        )
         if target in settled:
             ranks[q] = settled.index(target)
     return ranks
