@@ -1,8 +1,14 @@
 #version 330 core
 // pyrender's mesh.frag (MIT licence) as it compiles for an untextured metallic-roughness
-// material lit by directional lights without shadows, unchanged except that the camera
-// position and the light's direction are those of the fragment's view, and that a face
-// seen from behind is lit as if seen from the front (two-sided lighting; see render.py).
+// material lit by directional lights without shadows, run once per pixel of each view on
+// what the surface pass left there. Unchanged except that:
+// - the normal is the face's own (pyrender interpolates three copies of it, which rounds
+//   it in the last bit), and the direction to the camera is that of the ray through the
+//   pixel's centre (pyrender's comes from the interpolated position, a point on that ray);
+// - the camera position and the light's direction are those of the pixel's view;
+// - a face seen from behind is lit as if seen from the front (two-sided lighting, see
+//   render.py), the side decided as pyrender's vertex stage would at the face's provoking
+//   (third) vertex.
 
 struct PBRInfo {
     float nl;
@@ -27,10 +33,15 @@ uniform vec3 light_directions[NUM_VIEWS];
 uniform vec3 cam_positions[NUM_VIEWS];
 uniform vec3 ambient_light;
 
-in vec3 frag_position;
-in vec3 frag_normal;
+uniform int size;
+// Per view, from (x, y, -1) at a pixel's centre, x and y in normalised device coordinates,
+// to the direction of the ray through it, in the world.
+uniform mat3 rays[NUM_VIEWS];
+uniform sampler2DArray surfaces;
+// Per face, two texels: its normal, and its third vertex.
+uniform samplerBuffer faces;
+
 flat in int view;
-flat in float facing;
 
 out vec4 frag_color;
 
@@ -103,6 +114,17 @@ void main()
     vec3 c_diff = mix(vec3(0.0), base_color.rgb * (1 - min_roughness), 1.0 - metallic);
     vec3 f0 = mix(dialectric_spec, base_color.rgb, metallic);
 
+    float surface = texelFetch(surfaces, ivec3(gl_FragCoord.xy, view), 0).r;
+    if (surface == 0.0) {
+        discard;  // the background keeps its clear colour
+    }
+    int face = int(surface) - 1;
+    // Row 0 is the image's top row (the upper-left origin of render.py).
+    vec2 ndc = vec2(2.0 * gl_FragCoord.x / float(size) - 1.0, 1.0 - 2.0 * gl_FragCoord.y / float(size));
+    vec3 ray = rays[view] * vec3(ndc, -1.0);
+    vec3 frag_normal = normalize(texelFetch(faces, 2 * face).xyz);
+    float facing = dot(frag_normal, cam_positions[view] - texelFetch(faces, 2 * face + 1).xyz);
+
     vec3 n = normalize(frag_normal);
     if (facing < 0.0) {
         n = -n;
@@ -110,7 +132,7 @@ void main()
 
     for (int i = 0; i < n_directional_lights; i++) {
         vec3 direction = light_directions[view];
-        vec3 v = normalize(cam_positions[view] - frag_position); // Vector towards camera
+        vec3 v = normalize(-ray); // Vector towards camera
         vec3 l = normalize(-1.0 * direction);   // Vector towards light
 
         float attenuation = light_intensity;
