@@ -1,10 +1,10 @@
 """Concurrent embeds share forward passes.
 
-Requests (and reindex chunks) render their views on their own threads, then call
-`BatchingEmbedder.embed`: the first call to arrive waits at most `max_wait_ms` for others,
-up to `max_batch` shapes go through the network in one forward, and each caller gets its
-own row back. Under load the forward runs on full batches; alone, a call waits no longer
-than `max_wait_ms`.
+Requests (and reindex chunks) render their views on their own threads, then hand them
+to `BatchingEmbedder.submit` (or wait in `embed`): the first shape to arrive waits at most
+`max_wait_ms` for others, up to `max_batch` shapes go through the network in one forward,
+and each caller gets its own row back. Under load the forward runs on full batches; alone,
+a shape waits no longer than `max_wait_ms`.
 """
 
 from __future__ import annotations
@@ -43,12 +43,16 @@ class BatchingEmbedder:
         self._thread = threading.Thread(target=self._serve, name="embed-batcher", daemon=True)
         self._thread.start()
 
-    def embed(self, views: np.ndarray) -> Embedding:
-        """The embedding of one shape's views (V, H, W, 3), computed with whatever other
-        shapes arrive within `max_wait_ms`."""
+    def submit(self, views: np.ndarray) -> Future[Embedding]:
+        """The embedding of one shape's views (V, H, W, 3), to come: computed with whatever
+        other shapes arrive within `max_wait_ms`. The caller's thread is free meanwhile."""
         call = _Call(views, Future())
         self._calls.put(call)
-        return call.result.result()
+        return call.result
+
+    def embed(self, views: np.ndarray) -> Embedding:
+        """`submit`, waiting for the embedding."""
+        return self.submit(views).result()
 
     @property
     def waiting(self) -> int:

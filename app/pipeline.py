@@ -1,7 +1,8 @@
 """One mesh through the pipeline: bytes or path -> views -> descriptor, probabilities.
 
-Both the HTTP routes (on the request pool's threads) and the reindex jobs (in-process or
-in an RQ worker) go through `describe`, so a shape indexed by a job and the same file
+Both the HTTP routes (`render` on the request pool's threads, then the batched embedder)
+and the reindex jobs (`describe`, in-process or in an RQ worker) draw views with `render`
+and embed them with the same model, so a shape indexed by a job and the same file
 uploaded later give the same descriptor.
 """
 
@@ -70,6 +71,38 @@ def sha256_of(source: bytes | Path | Mapping[str, bytes]) -> str:
     return digest.hexdigest()
 
 
+def render(
+    source: bytes | Path | Mapping[str, bytes],
+    embedder: ViewEmbedder,
+    settings: Settings,
+    *,
+    filename: str | None = None,
+    timings: dict[str, float],
+) -> np.ndarray:
+    """The views of `source` on the embedder's rig and size (the `render` stage).
+
+    Raises renderer.MeshError for a file that cannot become views.
+    """
+    with stage("render", timings):
+        return renderer.render_file(
+            source,
+            filename=filename,
+            rig=embedder.rig,
+            size=embedder.image_size,
+            limits=load_limits(settings),
+        )
+
+
+def described(views: np.ndarray, embedding: Embedding, timings: dict[str, float]) -> Described:
+    """One shape's views and its embedding (a batch of one) as a `Described`."""
+    return Described(
+        views=views,
+        descriptor=np.asarray(embedding.descriptors[0], dtype=np.float32),
+        probabilities=np.asarray(embedding.probabilities[0], dtype=np.float32),
+        timings=timings,
+    )
+
+
 def describe(
     source: bytes | Path | Mapping[str, bytes],
     embedder: ViewEmbedder,
@@ -83,22 +116,10 @@ def describe(
     Raises renderer.MeshError for a file that cannot become views.
     """
     timings = {} if timings is None else timings
-    with stage("render", timings):
-        views = renderer.render_file(
-            source,
-            filename=filename,
-            rig=embedder.rig,
-            size=embedder.image_size,
-            limits=load_limits(settings),
-        )
+    views = render(source, embedder, settings, filename=filename, timings=timings)
     with stage("embed", timings):
         embedding = embedder.embed(views)
-    return Described(
-        views=views,
-        descriptor=np.asarray(embedding.descriptors[0], dtype=np.float32),
-        probabilities=np.asarray(embedding.probabilities[0], dtype=np.float32),
-        timings=timings,
-    )
+    return described(views, embedding, timings)
 
 
 def grid_image(views: np.ndarray, max_px: int = THUMBNAIL_PX) -> Image.Image:

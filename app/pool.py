@@ -4,7 +4,10 @@ A fixed number of threads does the work (each keeps its own pyrender context: th
 holds one per thread). Admission is bounded too, and decided at the door, before a
 request's body is read: at most `workers + queue` requests hold an `Admission` at once;
 one more is refused with `PoolFull` (HTTP 503 with Retry-After) instead of waiting in an
-unbounded queue or filling memory with bodies it cannot serve.
+unbounded queue or filling memory with bodies it cannot serve. Work may hand its last part
+to another thread (`run_handing_on`: the forward pass, which the batcher shares between
+requests); the pool thread is then free for the next request, and the admission is held
+until that part is done too.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class PoolFull(RuntimeError):
@@ -75,6 +79,25 @@ class RenderPool:
         admission.in_use = True
         future = self._executor.submit(fn)
         future.add_done_callback(lambda _: admission.close())
+        return await asyncio.wrap_future(future)
+
+    async def run_handing_on(
+        self, admission: Admission, fn: Callable[[], tuple[T, Future[U]]]
+    ) -> tuple[T, Future[U]]:
+        """Run `fn` on a pool thread under `admission`, without blocking the event loop.
+        `fn` returns its result and the Future of the work it handed on to another thread;
+        the pool thread is free once `fn` returns, and the admission ends when the handed-on
+        work does (or when `fn` fails)."""
+        admission.in_use = True
+        future = self._executor.submit(fn)
+
+        def hand_on(done: Future[tuple[T, Future[U]]]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                admission.close()
+            else:
+                done.result()[1].add_done_callback(lambda _: admission.close())
+
+        future.add_done_callback(hand_on)
         return await asyncio.wrap_future(future)
 
     def shutdown(self) -> None:

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from app.jobs import (
 from app.jobs import state as job_state
 from app.pool import Admission, RenderPool
 from app.settings import Settings
+from gmvit import Embedding
 from gmvit.openset import Decision, decide
 from index import SearchHit, ShapeIndex, ShapeRecord, indexes_of_other_models
 from renderer.rigs import get_rig
@@ -169,24 +171,31 @@ class ShapeService:
         *,
         preview_px: int | None = None,
     ) -> tuple[pipeline.Described, bytes | None]:
-        """Render and embed a mesh on the bounded pool, under a place the request was given
-        at the door (`RenderPool.admit`); with `preview_px`, also the views as one PNG at
-        most that wide. `queue` in the timings is the wait for a free pool thread."""
+        """Render a mesh on the bounded pool and embed it, under a place the request was
+        given at the door (`RenderPool.admit`); with `preview_px`, also the views as one PNG
+        at most that wide. The pool thread hands the views to the batcher and is free for
+        the next request: concurrent requests' shapes share forward passes. `queue` in the
+        timings is the wait for a free pool thread, `embed` the wait for the forward pass
+        once the views (and the preview) are drawn."""
         admitted = time.perf_counter()
 
-        def work() -> tuple[pipeline.Described, bytes | None]:
+        def draw() -> tuple[tuple[np.ndarray, bytes | None], Future[Embedding]]:
             waited = time.perf_counter() - admitted
             metrics.STAGE_SECONDS.labels("queue").observe(waited)
             timings["queue"] = round(waited * 1000.0, 2)
-            described = pipeline.describe(
+            views = pipeline.render(
                 data, self.embedder, self.settings, filename=filename, timings=timings
             )
+            embedding = self.embedder.submit(views)
             if preview_px is None:
-                return described, None
+                return (views, None), embedding
             with metrics.stage("preview", timings):
-                return described, pipeline.grid_png(described.views, max_px=preview_px)
+                return (views, pipeline.grid_png(views, max_px=preview_px)), embedding
 
-        return await self.pool.run(admission, work)
+        (views, preview), embedding = await self.pool.run_handing_on(admission, draw)
+        with metrics.stage("embed", timings):
+            embedded = await asyncio.wrap_future(embedding)
+        return pipeline.described(views, embedded, timings), preview
 
     async def classify(
         self,

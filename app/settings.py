@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     upload_timeout_s: float = Field(
         60.0, gt=0, description="time a request body may take to arrive (408 after)"
     )
-    workers: int = Field(2, ge=1, description="render/embed threads of the server")
+    workers: int = Field(2, ge=1, description="render threads of the server")
     queue: int = Field(4, ge=0, description="requests admitted beyond the busy workers before 503")
     threads: int | None = Field(None, ge=1, description="torch threads of the embedder")
     embed_batch: int = Field(

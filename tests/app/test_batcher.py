@@ -90,3 +90,18 @@ def test_a_bad_call_fails_alone(model) -> None:
     finally:
         model.release.set()
         batcher.close()
+
+
+def test_a_submitted_shape_leaves_its_caller_free_until_it_wants_the_row(model) -> None:
+    batcher = BatchingEmbedder(model, max_batch=4, max_wait_ms=0)
+    shape = views(model, 7)
+    try:
+        future = batcher.submit(shape)  # returns while the forward waits for `release`
+        assert model.entered.wait(60) and not future.done()
+        model.release.set()
+        mine = future.result(60)
+    finally:
+        model.release.set()
+        batcher.close()
+    own = model.inner.embed(shape)
+    np.testing.assert_allclose(mine.descriptors, own.descriptors, atol=1e-5)

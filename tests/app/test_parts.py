@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,55 @@ def test_a_cancelled_request_holds_its_place_until_its_thread_is_done() -> None:
         asyncio.run(scenario())
     finally:
         release.set()
+        pool.shutdown()
+
+
+def test_work_handed_on_frees_the_thread_and_keeps_the_place_until_it_is_done() -> None:
+    """A request's pool thread draws its views and hands the forward pass on: the next
+    request's thread work runs meanwhile, while both places stay taken until the handed-on
+    work ends."""
+    pool = RenderPool(workers=1, queue=1)
+    handed_on: list[Future] = []
+
+    def draw(name: str) -> tuple[str, Future]:
+        handed_on.append(Future())
+        return name, handed_on[-1]
+
+    async def scenario() -> None:
+        first, second = pool.admit(), pool.admit()
+        one, later_one = await pool.run_handing_on(first, lambda: draw("one"))
+        # the only thread is free again, though the first request's work is not done
+        two, later_two = await asyncio.wait_for(
+            pool.run_handing_on(second, lambda: draw("two")), timeout=60
+        )
+        assert (one, two) == ("one", "two") and pool.admitted == 2
+        with pytest.raises(PoolFull):
+            pool.admit()
+        later_one.set_result("embedded")
+        assert pool.admitted == 1
+        later_two.set_exception(RuntimeError("a forward failed"))
+        assert pool.admitted == 0
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown()
+
+
+def test_work_that_fails_before_handing_on_gives_its_place_back() -> None:
+    pool = RenderPool(workers=1, queue=0)
+
+    def broken() -> tuple[str, Future]:
+        raise ValueError("not a mesh")
+
+    async def scenario() -> None:
+        with pytest.raises(ValueError, match="not a mesh"):
+            await pool.run_handing_on(pool.admit(), broken)
+        assert pool.admitted == 0
+
+    try:
+        asyncio.run(scenario())
+    finally:
         pool.shutdown()
 
 
