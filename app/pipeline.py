@@ -1,9 +1,8 @@
 """One mesh through the pipeline: bytes or path -> views -> descriptor, probabilities.
 
-Both the HTTP routes (`render` on the request pool's threads, then the batched embedder)
-and the reindex jobs (`describe`, in-process or in an RQ worker) draw views with `render`
-and embed them with the same model, so a shape indexed by a job and the same file
-uploaded later give the same descriptor.
+Both the HTTP routes (on the request pool's threads) and the reindex jobs (in-process or
+in an RQ worker) draw views with `render` and hand them to the same batched embedder, so a
+shape indexed by a job and the same file uploaded later give the same descriptor.
 """
 
 from __future__ import annotations
@@ -28,14 +27,11 @@ THUMBNAIL_PX = 256
 
 
 class ViewEmbedder(Protocol):
-    """What `describe` needs of a model: its rig and image size, and views in, embedding
-    out (a `gmvit.Embedder`, or the `BatchingEmbedder` in front of one)."""
+    """What `render` needs of a model: the rig and image size of its views (a
+    `gmvit.Embedder`, or the `BatchingEmbedder` in front of one)."""
 
-    model_id: str
     rig: str
     image_size: int
-
-    def embed(self, views: np.ndarray) -> Embedding: ...
 
 
 @dataclass
@@ -77,13 +73,13 @@ def render(
     settings: Settings,
     *,
     filename: str | None = None,
-    timings: dict[str, float],
+    timings: dict[str, float] | None = None,
 ) -> np.ndarray:
     """The views of `source` on the embedder's rig and size (the `render` stage).
 
     Raises renderer.MeshError for a file that cannot become views.
     """
-    with stage("render", timings):
+    with stage("render", {} if timings is None else timings):
         return renderer.render_file(
             source,
             filename=filename,
@@ -101,25 +97,6 @@ def described(views: np.ndarray, embedding: Embedding, timings: dict[str, float]
         probabilities=np.asarray(embedding.probabilities[0], dtype=np.float32),
         timings=timings,
     )
-
-
-def describe(
-    source: bytes | Path | Mapping[str, bytes],
-    embedder: ViewEmbedder,
-    settings: Settings,
-    *,
-    filename: str | None = None,
-    timings: dict[str, float] | None = None,
-) -> Described:
-    """Render `source` on the embedder's rig and size, then embed it.
-
-    Raises renderer.MeshError for a file that cannot become views.
-    """
-    timings = {} if timings is None else timings
-    views = render(source, embedder, settings, filename=filename, timings=timings)
-    with stage("embed", timings):
-        embedding = embedder.embed(views)
-    return described(views, embedding, timings)
 
 
 def grid_image(views: np.ndarray, max_px: int = THUMBNAIL_PX) -> Image.Image:

@@ -24,10 +24,12 @@ import numpy as np
 
 import renderer
 from app import pipeline
+from app.batcher import BatchingEmbedder
 from app.jobs import state
 from app.jobs.layout import JobFolders, mesh_files
 from app.jobs.state import JobStore
 from app.settings import Settings
+from gmvit import Embedding
 from index import ShapeIndex
 from renderer.files import write_atomic
 from renderer.layout import MESH_EXTENSIONS, is_side_file
@@ -49,7 +51,7 @@ class ReindexTarget:
     them), the model, the index (shared with other processes) and the job folders."""
 
     settings: Settings
-    embedder: pipeline.ViewEmbedder
+    embedder: BatchingEmbedder
     index: ShapeIndex
     folders: JobFolders
 
@@ -122,24 +124,27 @@ def plan(
     return chunks
 
 
-def _describe_file(
+def _draw_file(
     path: Path, target: ReindexTarget, inside: list[Path]
-) -> tuple[pipeline.Described, str, bytes]:
-    """The file's views and descriptor, its sha256 and its thumbnail (on a pool thread)."""
+) -> tuple[np.ndarray, str, bytes, Future[Embedding]]:
+    """The file's views, its sha256 and its thumbnail, and its embedding to come (on a pool
+    thread, which is free for the next file once the views are handed to the batcher)."""
     real = path.resolve()
     if not any(real.is_relative_to(root) for root in inside):
         raise renderer.MeshError("a link to a file outside the allowed folders: refused")
-    described = pipeline.describe(real, target.embedder, target.settings, filename=path.name)
-    return described, pipeline.sha256_of(real), pipeline.grid_png(described.views)
+    views = pipeline.render(real, target.embedder, target.settings, filename=path.name)
+    embedding = target.embedder.submit(views)
+    return views, pipeline.sha256_of(real), pipeline.grid_png(views), embedding
 
 
 def _describe_all(
     files: list[tuple[Path, str | None]], target: ReindexTarget, inside: list[Path]
 ) -> Iterator[tuple[Path, str | None, tuple[pipeline.Described, str, bytes] | Exception]]:
     """Describe files on the target's threads, yielding (path, label, result) in order; the
-    result is (Described, sha256, thumbnail), or the file's MeshError or OSError. A pipeline: while
-    one file embeds (in a batch shared with other threads), the next ones load and render.
-    Few files are in flight at once, so a cancel is quick."""
+    result is (Described, sha256, thumbnail), or the file's MeshError or OSError. A
+    pipeline: the threads load and render the next files while the ones already drawn wait
+    for a forward pass, which they share. Few files are in flight at once, so a cancel is
+    quick."""
     window = 2 * target.threads
     pending: list[tuple[Path, str | None, Future]] = []
     queue = iter(files)
@@ -147,15 +152,18 @@ def _describe_all(
         while True:
             while len(pending) < window and (item := next(queue, None)) is not None:
                 path, label = item
-                future = target.render_threads.submit(_describe_file, path, target, inside)
+                future = target.render_threads.submit(_draw_file, path, target, inside)
                 pending.append((path, label, future))
             if not pending:
                 return
             path, label, future = pending.pop(0)
             try:
-                yield path, label, future.result()
+                views, sha256, thumbnail, embedding = future.result()
             except (renderer.MeshError, OSError) as exc:
                 yield path, label, exc
+                continue
+            described = pipeline.described(views, embedding.result(), {})
+            yield path, label, (described, sha256, thumbnail)
     finally:
         for _, _, future in pending:
             future.cancel()

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.jobs import JobFolders
+from app.jobs.runner import ReindexTarget, _describe_all
 from app.main import create_app
+from gmvit import Embedding
 from tests.app.conftest import WRITE, index_write_lock, make_settings, synth_off
-from tests.polling import wait_job
+from tests.polling import wait_job, wait_until
 
 JOB_TIMEOUT_S = 120.0
 
@@ -166,3 +172,54 @@ def test_a_queued_job_can_be_cancelled(client, root) -> None:
         second["id"],
         first["id"],
     ]
+
+
+class HeldForwards:
+    """A batcher whose forwards wait until `hold` shapes are in (later ones go at once):
+    with one render thread, they are only ever all in if the thread goes on rendering while
+    earlier shapes wait."""
+
+    rig, image_size = "circle-12", 32
+
+    def __init__(self, hold: int) -> None:
+        self.hold = hold
+        self.waiting: list[Future] = []
+        self.lock = threading.Lock()
+
+    def submit(self, views: np.ndarray) -> Future:
+        future: Future = Future()
+        with self.lock:
+            self.waiting.append(future)
+            if len(self.waiting) >= self.hold:
+                for number, waiting in enumerate(self.waiting):
+                    if not waiting.done():
+                        waiting.set_result(Embedding(np.full((1, 4), number), np.ones((1, 2))))
+        return future
+
+
+def test_a_reindex_thread_renders_on_while_the_shapes_it_drew_wait_for_a_forward(
+    tmp_path,
+) -> None:
+    files = []
+    for i in range(2):
+        files.append((tmp_path / f"shape{i}.off", None))
+        files[-1][0].write_bytes(synth_off("chair", 50 + i))
+    settings = make_settings(tmp_path, tmp_path / "unused.pt", reindex_threads=1)
+    batcher = HeldForwards(hold=3)
+    target = ReindexTarget(settings, batcher, None, JobFolders(tmp_path / "jobs"))
+    assert target.threads == 1
+    consumer = ThreadPoolExecutor(1)
+    try:
+        # The one thread draws both files (a window of two); their forward waits for a
+        # third shape. The thread must not be stuck in the first shape's forward meanwhile.
+        drawn = consumer.submit(lambda: list(_describe_all(files, target, [tmp_path])))
+        wait_until(lambda: len(batcher.waiting) == 2, 120, "the second file drawn")
+        batcher.submit(np.zeros((12, 32, 32, 3), np.uint8))  # the third shape
+        results = drawn.result(timeout=120)
+    finally:
+        while len(batcher.waiting) < batcher.hold:  # nothing is left waiting, even on failure
+            batcher.submit(np.zeros((12, 32, 32, 3), np.uint8))
+        consumer.shutdown()
+        target.close()
+    assert [float(described.descriptor[0]) for _, _, (described, _, _) in results] == [0, 1]
+    assert all(thumbnail.startswith(b"\x89PNG") for _, _, (_, _, thumbnail) in results)
