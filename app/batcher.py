@@ -1,7 +1,7 @@
 """Concurrent embeds share forward passes.
 
 Requests (and reindex chunks) render their views on their own threads, then hand them
-to `BatchingEmbedder.submit` (or wait in `embed`): the first shape to arrive waits at most
+to `BatchingEmbedder.submit` and go on: the first shape to arrive waits at most
 `max_wait_ms` for others, up to `max_batch` shapes go through the network in one forward,
 and each caller gets its own row back. Under load the forward runs on full batches; alone,
 a shape waits no longer than `max_wait_ms`.
@@ -27,7 +27,7 @@ class _Call:
 
 
 class BatchingEmbedder:
-    """An `Embedder` for many threads at once: same `embed`, batched underneath."""
+    """An `Embedder` for many threads at once: one shape per `submit`, batched underneath."""
 
     def __init__(self, embedder: Embedder, *, max_batch: int, max_wait_ms: float) -> None:
         self.embedder = embedder
@@ -49,10 +49,6 @@ class BatchingEmbedder:
         call = _Call(views, Future())
         self._calls.put(call)
         return call.result
-
-    def embed(self, views: np.ndarray) -> Embedding:
-        """`submit`, waiting for the embedding."""
-        return self.submit(views).result()
 
     @property
     def waiting(self) -> int:

@@ -4,10 +4,10 @@ A fixed number of threads does the work (each keeps its own pyrender context: th
 holds one per thread). Admission is bounded too, and decided at the door, before a
 request's body is read: at most `workers + queue` requests hold an `Admission` at once;
 one more is refused with `PoolFull` (HTTP 503 with Retry-After) instead of waiting in an
-unbounded queue or filling memory with bodies it cannot serve. Work may hand its last part
-to another thread (`run_handing_on`: the forward pass, which the batcher shares between
-requests); the pool thread is then free for the next request, and the admission is held
-until that part is done too.
+unbounded queue or filling memory with bodies it cannot serve. Work hands its last part
+to another thread (`run`: the forward pass, which the batcher shares between requests);
+the pool thread is then free for the next request, and the admission is held until that
+part is done too.
 """
 
 from __future__ import annotations
@@ -73,15 +73,7 @@ class RenderPool:
         with self._lock:
             self._admitted -= 1
 
-    async def run(self, admission: Admission, fn: Callable[[], T]) -> T:
-        """Run `fn` on a pool thread under `admission`, without blocking the event loop;
-        the admission ends when `fn` does."""
-        admission.in_use = True
-        future = self._executor.submit(fn)
-        future.add_done_callback(lambda _: admission.close())
-        return await asyncio.wrap_future(future)
-
-    async def run_handing_on(
+    async def run(
         self, admission: Admission, fn: Callable[[], tuple[T, Future[U]]]
     ) -> tuple[T, Future[U]]:
         """Run `fn` on a pool thread under `admission`, without blocking the event loop.

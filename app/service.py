@@ -192,7 +192,7 @@ class ShapeService:
             with metrics.stage("preview", timings):
                 return (views, pipeline.grid_png(views, max_px=preview_px)), embedding
 
-        (views, preview), embedding = await self.pool.run_handing_on(admission, draw)
+        (views, preview), embedding = await self.pool.run(admission, draw)
         with metrics.stage("embed", timings):
             embedded = await asyncio.wrap_future(embedding)
         return pipeline.described(views, embedded, timings), preview

@@ -4,7 +4,6 @@ and get exactly what a call of their own would have given."""
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ import pytest
 import gmvit
 from app.batcher import BatchingEmbedder
 from gmvit.errors import GMViTError
-from tests.polling import wait_until
 
 
 class CountingEmbedder:
@@ -54,13 +52,12 @@ def test_concurrent_calls_share_a_forward_and_get_their_own_rows(model) -> None:
     inputs = [views(model, seed) for seed in range(6)]
     alone = [model.inner.embed(v) for v in inputs]
     try:
-        with ThreadPoolExecutor(6) as pool:
-            first = pool.submit(batcher.embed, inputs[0])
-            assert model.entered.wait(60)  # the first pass started (and waits)
-            rest = [pool.submit(batcher.embed, v) for v in inputs[1:]]
-            wait_until(lambda: batcher.waiting == 5, 60, "five calls queued behind it")
-            model.release.set()
-            together = [first.result(), *(future.result() for future in rest)]
+        first = batcher.submit(inputs[0])
+        assert model.entered.wait(60)  # the first pass started (and waits)
+        rest = [batcher.submit(v) for v in inputs[1:]]
+        assert batcher.waiting == 5  # queued behind it
+        model.release.set()
+        together = [first.result(60), *(future.result(60) for future in rest)]
     finally:
         model.release.set()
         batcher.close()
@@ -74,19 +71,15 @@ def test_a_bad_call_fails_alone(model) -> None:
     batcher = BatchingEmbedder(model, max_batch=4, max_wait_ms=0)
     bad = np.zeros((model.num_views, 5, 5, 3), np.uint8)
     try:
-        with ThreadPoolExecutor(3) as pool:
-            first = pool.submit(batcher.embed, views(model, 0))
-            assert model.entered.wait(60)  # the first pass started (and waits)
-            good, refused = (
-                pool.submit(batcher.embed, views(model, 1)),
-                pool.submit(batcher.embed, bad),
-            )
-            wait_until(lambda: batcher.waiting == 2, 60, "both queued behind it")
-            model.release.set()
-            first.result()
-            assert good.result().descriptors.shape == (1, 512)
-            with pytest.raises(GMViTError):
-                refused.result()
+        first = batcher.submit(views(model, 0))
+        assert model.entered.wait(60)  # the first pass started (and waits)
+        good, refused = batcher.submit(views(model, 1)), batcher.submit(bad)
+        assert batcher.waiting == 2  # both queued behind it
+        model.release.set()
+        first.result(60)
+        assert good.result(60).descriptors.shape == (1, 512)
+        with pytest.raises(GMViTError):
+            refused.result(60)
     finally:
         model.release.set()
         batcher.close()

@@ -40,15 +40,22 @@ def test_settings_refuse_nonsense(monkeypatch) -> None:
         Settings()
 
 
+def finished(result: str) -> tuple[str, Future]:
+    """Work that hands nothing on: its result, and a handed-on part already done."""
+    done: Future = Future()
+    done.set_result(None)
+    return result, done
+
+
 def test_the_pool_admits_workers_plus_queue_at_the_door() -> None:
     pool = RenderPool(workers=1, queue=1)
     release = threading.Event()
     started = threading.Event()
 
-    def blocked() -> str:
+    def blocked() -> tuple[str, Future]:
         started.set()
         release.wait(10)
-        return "done"
+        return finished("done")
 
     async def scenario() -> None:
         first, second = pool.admit(), pool.admit()
@@ -56,13 +63,13 @@ def test_the_pool_admits_workers_plus_queue_at_the_door() -> None:
             pool.admit()  # before any work runs: a request refused before its body is read
         assert refused.value.retry_after_s >= 1
         running = asyncio.ensure_future(pool.run(first, blocked))
-        queued = asyncio.ensure_future(pool.run(second, lambda: "queued"))
+        queued = asyncio.ensure_future(pool.run(second, lambda: finished("queued")))
         await asyncio.to_thread(started.wait, 10)
         assert pool.admitted == 2
         release.set()
-        assert await running == "done" and await queued == "queued"
+        assert (await running)[0] == "done" and (await queued)[0] == "queued"
         assert pool.admitted == 0
-        assert await pool.run(pool.admit(), lambda: "again") == "again"
+        assert (await pool.run(pool.admit(), lambda: finished("again")))[0] == "again"
 
     try:
         asyncio.run(scenario())
@@ -85,9 +92,10 @@ def test_a_cancelled_request_holds_its_place_until_its_thread_is_done() -> None:
     release = threading.Event()
     started = threading.Event()
 
-    def blocked() -> None:
+    def blocked() -> tuple[str, Future]:
         started.set()
         release.wait(10)
+        return finished("done")
 
     async def scenario() -> None:
         task = asyncio.ensure_future(pool.run(pool.admit(), blocked))
@@ -118,11 +126,9 @@ def test_work_handed_on_frees_the_thread_and_keeps_the_place_until_it_is_done() 
 
     async def scenario() -> None:
         first, second = pool.admit(), pool.admit()
-        one, later_one = await pool.run_handing_on(first, lambda: draw("one"))
+        one, later_one = await pool.run(first, lambda: draw("one"))
         # the only thread is free again, though the first request's work is not done
-        two, later_two = await asyncio.wait_for(
-            pool.run_handing_on(second, lambda: draw("two")), timeout=60
-        )
+        two, later_two = await asyncio.wait_for(pool.run(second, lambda: draw("two")), timeout=60)
         assert (one, two) == ("one", "two") and pool.admitted == 2
         with pytest.raises(PoolFull):
             pool.admit()
@@ -145,7 +151,7 @@ def test_work_that_fails_before_handing_on_gives_its_place_back() -> None:
 
     async def scenario() -> None:
         with pytest.raises(ValueError, match="not a mesh"):
-            await pool.run_handing_on(pool.admit(), broken)
+            await pool.run(pool.admit(), broken)
         assert pool.admitted == 0
 
     try:
