@@ -271,7 +271,6 @@ class _Cameras:
     float64, the light's direction the camera's -z, then float32 on the way to the GL."""
 
     views: np.ndarray  # (V, 4, 4) world to camera
-    projection: np.ndarray  # (4, 4)
     light_directions: np.ndarray  # (V, 3)
     positions: np.ndarray  # (V, 3)
     rays: np.ndarray  # (V, 3, 3) (x, y, -1) at a pixel's centre, x y in NDC, to its ray
@@ -285,7 +284,6 @@ def _cameras(rig_positions: bytes, size: int) -> _Cameras:
     to_camera_ray = np.diag([1 / projection[0, 0], 1 / projection[1, 1], 1.0])
     return _Cameras(
         views=np.linalg.inv(poses).astype(np.float32),
-        projection=projection.astype(np.float32),
         light_directions=np.ascontiguousarray(-poses[:, :3, 2], np.float32),
         positions=np.ascontiguousarray(poses[:, :3, 3], np.float32),
         rays=(poses[:, :3, :3] @ to_camera_ray).astype(np.float32),
@@ -452,9 +450,25 @@ class _LayeredTarget:
             if status != gl.GL_FRAMEBUFFER_COMPLETE:
                 raise RuntimeError(f"layered framebuffer incomplete (GL status {status:#x})")
 
+        # What every render of this size sets alike: pyrender's identity model matrix, the
+        # material and the light, the layer size, the texture units.
+        gl.glUseProgram(surface_program)
+        gl.glUniformMatrix4fv(surface_uniforms["M"], 1, gl.GL_TRUE, np.eye(4, dtype=np.float32))
+        projection = _camera().get_projection_matrix(width=size, height=size)
+        gl.glUniformMatrix4fv(surface_uniforms["P"], 1, gl.GL_TRUE, projection.astype(np.float32))
         gl.glUseProgram(shade_program)
-        gl.glUniform1i(shade_uniforms["surfaces"], 0)  # texture units
-        gl.glUniform1i(shade_uniforms["faces"], 1)
+        u = shade_uniforms
+        gl.glUniform4fv(u["base_color_factor"], 1, np.array(BASE_COLOR, dtype=np.float32))
+        gl.glUniform1f(u["metallic_factor"], 0.0)
+        gl.glUniform1f(u["roughness_factor"], 1.0)
+        gl.glUniform3fv(u["emissive_factor"], 1, np.zeros(3, dtype=np.float32))
+        gl.glUniform1i(u["n_directional_lights"], 1)
+        gl.glUniform3fv(u["light_color"], 1, np.ones(3, dtype=np.float32))
+        gl.glUniform1f(u["light_intensity"], LIGHT_INTENSITY)
+        gl.glUniform3fv(u["ambient_light"], 1, np.array(AMBIENT, dtype=np.float32))
+        gl.glUniform1i(u["size"], size)
+        gl.glUniform1i(u["surfaces"], 0)  # texture units
+        gl.glUniform1i(u["faces"], 1)
         gl.glUseProgram(0)
         return cls(
             size, num_views, surface_program, shade_program, surface_uniforms, shade_uniforms,
@@ -514,10 +528,7 @@ class _LayeredTarget:
         # and 73 more by up to 100 pixels, most where a back face ties a front one on an
         # edge.
         gl.glUseProgram(self.surface_program)
-        u = self.surface_uniforms
-        gl.glUniformMatrix4fv(u["M"], 1, gl.GL_TRUE, np.eye(4, dtype=np.float32))
-        gl.glUniformMatrix4fv(u["views"], num_views, gl.GL_TRUE, cameras.views)
-        gl.glUniformMatrix4fv(u["P"], 1, gl.GL_TRUE, cameras.projection)
+        gl.glUniformMatrix4fv(self.surface_uniforms["views"], num_views, gl.GL_TRUE, cameras.views)
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, self.surface_framebuffer)
         gl.glEnable(gl.GL_DEPTH_TEST)
         gl.glDepthMask(gl.GL_TRUE)
@@ -534,17 +545,8 @@ class _LayeredTarget:
         # 2. Shading, with the blend state pyrender sets for an opaque material.
         gl.glUseProgram(self.shade_program)
         u = self.shade_uniforms
-        gl.glUniform4fv(u["base_color_factor"], 1, np.array(BASE_COLOR, dtype=np.float32))
-        gl.glUniform1f(u["metallic_factor"], 0.0)
-        gl.glUniform1f(u["roughness_factor"], 1.0)
-        gl.glUniform3fv(u["emissive_factor"], 1, np.zeros(3, dtype=np.float32))
-        gl.glUniform1i(u["n_directional_lights"], 1)
-        gl.glUniform3fv(u["light_color"], 1, np.ones(3, dtype=np.float32))
-        gl.glUniform1f(u["light_intensity"], LIGHT_INTENSITY)
         gl.glUniform3fv(u["light_directions"], num_views, cameras.light_directions)
         gl.glUniform3fv(u["cam_positions"], num_views, cameras.positions)
-        gl.glUniform3fv(u["ambient_light"], 1, np.array(AMBIENT, dtype=np.float32))
-        gl.glUniform1i(u["size"], size)
         gl.glUniformMatrix3fv(u["rays"], num_views, gl.GL_TRUE, cameras.rays)
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, self.shade_framebuffer)
         gl.glDisable(gl.GL_DEPTH_TEST)
