@@ -767,8 +767,8 @@ def refit_head(
     checkpoint's descriptors are the old one's, bit for bit, and an index keeps its meaning.
     Why: an end-to-end run fits its head to features that move under it; refitted on the
     features inference sees, on data whose classes are drawn as wanted, the head names real
-    furniture far better (README, "The classifier refitted"). The open-set thresholds are
-    dropped: they were calibrated on the old head's probabilities (`gmvit eval
+    furniture far better (docs/descriptor.md, "The classifier refitted"). The open-set
+    thresholds are dropped: they were calibrated on the old head's probabilities (`gmvit eval
     --save-thresholds` calibrates them again)."""
     rt = rt or runtime()
     if rt.distributed:

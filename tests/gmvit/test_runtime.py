@@ -15,7 +15,7 @@ from gmvit.runtime import BF16_MEAN_COSINE, BF16_MIN_COSINE
 
 REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "weights"
-# The tolerances the README states for the exports, against eager torch fp32.
+# The tolerances docs/networks.md states for the exports, against eager torch fp32.
 ONNX_FP32_ATOL = 1e-4
 INT8_MIN_COSINE = 0.98
 INT8_MEAN_COSINE = 0.99

@@ -1,7 +1,7 @@
 """The GPU path: the Embedder on CUDA (fp32 and bf16) and rendering under EGL.
 
 Runs only where torch sees a CUDA GPU (skipped elsewhere, e.g. on the 2-core CI machine).
-An EGL machine needs the Debian packages the README lists; without them the EGL test
+An EGL machine needs the Debian packages docs/networks.md lists; without them the EGL test
 fails with the loader's message rather than skipping, so a GPU run notices.
 """
 

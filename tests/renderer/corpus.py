@@ -2,7 +2,7 @@
 
 `walk` loads and renders every mesh file of it and says what became of each; the test
 (`test_corpus.py`) holds the outcome to the bar, and this module's command prints the
-README's counts per format:
+counts per format in docs/rendering.md:
 
     PYOPENGL_PLATFORM=osmesa .venv/bin/python -m tests.renderer.corpus
 
