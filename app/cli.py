@@ -41,6 +41,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("renderer", "MeshError"),
         ("gmvit", "GMViTError"),
         ("index", "ShapeIndexError"),
+        ("app.settings", "InvalidSettings"),
     ):
         try:
             errors.append(getattr(importlib.import_module(module_name), attr))

@@ -25,10 +25,11 @@ from app.middleware import (
     BodyLimitMiddleware,
     RequestMetricsMiddleware,
     SecurityHeadersMiddleware,
+    StartupRefusalMiddleware,
 )
 from app.pool import PoolFull
 from app.service import ShapeService
-from app.settings import Settings
+from app.settings import Settings, load_settings
 from app.uploads import MULTIPART_SLACK, format_bytes
 from index import ShapeIndexError
 
@@ -104,14 +105,13 @@ def add_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service. Model, index and job backend are opened at startup (lifespan)."""
-    settings = settings or Settings()
+    settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         try:
             service = await asyncio.to_thread(ShapeService.open, settings)
         except (ShapeIndexError, gmvit.GMViTError) as exc:
-            log.error("cannot start: %s", exc)
             raise StartupRefused(str(exc)) from None
         app.state.service = service
         try:
@@ -144,4 +144,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AdmissionMiddleware, pool=pool)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(StartupRefusalMiddleware, refusal=StartupRefused)
     return app

@@ -1,6 +1,6 @@
-"""The ASGI middleware of the service, outermost first: request metrics, security headers,
-admission to the render pool (503 before a body is read), and body limits (413 while it
-streams in, 408 when it trickles in too slowly)."""
+"""The ASGI middleware of the service, outermost first: a refused start told in one line,
+request metrics, security headers, admission to the render pool (503 before a body is
+read), and body limits (413 while it streams in, 408 when it trickles in too slowly)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,39 @@ async def send_json(send: Send, status: int, detail: str, headers: dict[str, str
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+class StartupRefusalMiddleware:
+    """A start the service refuses (a damaged index, `GMVIT_DEVICE=cuda` without a GPU) is
+    reported to the server as `cannot start: <reason>`, one line. Starlette reports a failed
+    lifespan with its whole traceback, which uvicorn prints, the reason in its last line.
+    Any other failure is reported as Starlette reports it; the exception is raised on
+    either way, so an in-process client (TestClient) still sees it."""
+
+    def __init__(self, app: ASGIApp, refusal: type[Exception]) -> None:
+        self.app = app
+        self.refusal = refusal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold_startup_failure(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)  # sent once the exception says what it was
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, hold_startup_failure)
+        except self.refusal as exc:
+            held = [{"type": "lifespan.startup.failed", "message": f"cannot start: {exc}"}]
+            raise
+        finally:
+            for message in held:
+                await send(message)
 
 
 class RequestMetricsMiddleware:

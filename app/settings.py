@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from renderer.limits import LoadLimits
@@ -130,3 +130,22 @@ class Settings(BaseSettings):
     @property
     def index_root(self) -> Path:
         return self.data_path / "index"
+
+
+class InvalidSettings(ValueError):
+    """A `GMVIT_*` variable the service cannot use; the message names each one and why."""
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, as every command and the service read them.
+
+    A value that does not fit (`GMVIT_WORKERS=two`, `GMVIT_PRECISION=fp16`) raises
+    `InvalidSettings`: one line naming each such variable, not pydantic's report."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"GMVIT_{str(error['loc'][0]).upper()}: {error['msg']} (got {error['input']!r})"
+            for error in exc.errors()  # every check is a field's own: loc names the field
+        ]
+        raise InvalidSettings("; ".join(problems)) from None

@@ -67,9 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _index_root() -> Path:
-    from app.settings import Settings
+    from app.settings import load_settings
 
-    return Settings().index_root
+    return load_settings().index_root
 
 
 def run_check(args: argparse.Namespace) -> int:

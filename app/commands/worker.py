@@ -21,9 +21,9 @@ def run(args: argparse.Namespace) -> int:
     import redis
 
     from app import jobs, resources
-    from app.settings import Settings
+    from app.settings import load_settings
 
-    settings = Settings()
+    settings = load_settings()
     if not settings.redis_url:
         raise CLIError("gmvit worker needs a queue: set GMVIT_REDIS_URL (e.g. redis://host:6379)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:  %(message)s")

@@ -45,3 +45,14 @@ def test_the_worker_needs_redis(monkeypatch, capsys) -> None:
     monkeypatch.delenv("GMVIT_REDIS_URL", raising=False)
     assert main(["worker"]) == 2
     assert "GMVIT_REDIS_URL" in capsys.readouterr().err
+
+
+def test_a_setting_that_does_not_fit_is_one_line_naming_it_and_exit_2(monkeypatch, capsys):
+    monkeypatch.setenv("GMVIT_WORKERS", "two")
+    monkeypatch.setenv("GMVIT_PRECISION", "fp16")
+    monkeypatch.setenv("GMVIT_API_KEY", "")
+    assert main(["index", "check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("gmvit: error: ")
+    assert "GMVIT_WORKERS: Input should be a valid integer" in err and "'two'" in err
+    assert "GMVIT_PRECISION: Input should be 'auto', 'fp32' or 'bf16'" in err

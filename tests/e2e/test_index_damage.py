@@ -82,6 +82,8 @@ def test_a_damaged_index_is_recovered_or_refused_never_emptied(tmp_path) -> None
     wait_until(lambda: not refused.alive(), 120, "the server giving up")
     assert refused.popen.returncode != 0
     assert "gmvit index repair" in refused.output() and "CURRENT" in refused.output()
+    # The reason in one line: no traceback of the lifespan that refused.
+    assert "cannot start: " in refused.output() and "Traceback" not in refused.output()
     check = gmvit(env, "index", "check")
     assert check.returncode == 1 and "DAMAGED" in check.stdout and "CURRENT" in check.stdout
     repair = gmvit(env, "index", "repair")
