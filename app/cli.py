@@ -14,6 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.convert",
@@ -32,6 +33,18 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 class CLIError(Exception):
     """A problem the user can fix (bad argument, missing file): one line, exit 2."""
+
+
+def existing_file(path: str | os.PathLike) -> Path:
+    """`path` if it is a file to read, else a CLIError that says what it is instead."""
+    file = Path(path)
+    if file.is_file():
+        return file
+    if file.is_dir():
+        raise CLIError(f"{file}: a folder, not a file")
+    if file.exists():
+        raise CLIError(f"{file}: not a regular file")
+    raise CLIError(f"{file}: no such file")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -11,12 +11,11 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from app.cli import CLIError
+from app.cli import CLIError, existing_file
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 BUSY_RETRIES = 5
@@ -62,9 +61,7 @@ class Client:
         return response.json()
 
     def upload(self, path: str, route: str, fields: dict[str, Any]) -> Any:
-        file = Path(path)
-        if not file.is_file():
-            raise CLIError(f"{path}: no such file")
+        file = existing_file(path)
         with file.open("rb") as handle:
             data = {k: str(v) for k, v in fields.items() if v is not None}
             return self.call("POST", route, files={"file": (file.name, handle)}, data=data)

@@ -96,12 +96,25 @@ def save_checkpoint(
 def read_torch_file(path: str, kind: str) -> Any:
     """`torch.load` of an untrusted file on the CPU, never running pickled code; a missing
     or foreign file is a GMViTError saying it is not `kind`."""
+    if os.path.isdir(path):
+        raise GMViTError(f"{path} is a folder, not {kind}")
     if not os.path.isfile(path):
         raise GMViTError(f"no such checkpoint file: {path}")
+    if os.path.getsize(path) == 0:
+        raise GMViTError(f"{path} is not {kind}: the file is empty")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not its own
-        raise GMViTError(f"{path} is not {kind}: {exc}") from None
+        raise GMViTError(f"{path} is not {kind}: {_torch_load_reason(exc)}") from None
+
+
+def _torch_load_reason(exc: Exception) -> str:
+    """One line of why torch.load refused a file. Its weights-only refusal runs to a dozen
+    lines and advises loading with weights_only=False, which would run the file's code."""
+    text = str(exc).strip()
+    if text.startswith("Weights only load failed"):
+        return "torch cannot read it as plain tensors and types (pickled code is never run here)"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

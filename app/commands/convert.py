@@ -7,7 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from app.cli import CLIError
+from app.cli import CLIError, existing_file
 from gmvit import load_reference, save_checkpoint
 from gmvit.model import TEACHER_CNNS, VARIANTS
 
@@ -60,8 +60,7 @@ def _sha256(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.source.is_file():
-        raise CLIError(f"no such file: {args.source}")
+    existing_file(args.source)
     class_names = _class_names(args.class_names, args.classes)
     model = load_reference(
         args.source,

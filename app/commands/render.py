@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.cli import CLIError
+from app.cli import CLIError, existing_file
 from renderer import FORMATS, RIGS, load_mesh, normalize, render_views, view_grid
 
 # Depth PNGs are 16-bit: distance in units of 1/10000 of the unit sphere, 0 = background.
@@ -47,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("say where to write the views: -o grid.png and/or --views-dir DIR")
     if not 16 <= args.size <= 2048:
         raise CLIError(f"--size must be between 16 and 2048 pixels, not {args.size}")
-    if not args.file.is_file():
-        raise CLIError(f"{args.file}: no such file")
-    mesh = normalize(load_mesh(args.file))
+    mesh = normalize(load_mesh(existing_file(args.file)))
     if args.depth:
         views, depths = render_views(mesh, args.rig, args.size, depth=True)
     else:

@@ -41,6 +41,15 @@ def test_a_missing_file_is_reported_before_any_request(tmp_path, capsys) -> None
     assert "no such file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["classify", "{dir}", "--url", "http://127.0.0.1:9"], ["render", "{dir}", "-o", "x.png"]],
+)
+def test_a_folder_given_for_a_file_is_named_as_such(argv, tmp_path, capsys) -> None:
+    assert main([a.format(dir=tmp_path) for a in argv]) == 2
+    assert capsys.readouterr().err.strip() == f"gmvit: error: {tmp_path}: a folder, not a file"
+
+
 def test_the_worker_needs_redis(monkeypatch, capsys) -> None:
     monkeypatch.delenv("GMVIT_REDIS_URL", raising=False)
     assert main(["worker"]) == 2

@@ -103,3 +103,18 @@ def test_damaged_or_foreign_files_are_refused(model, tmp_path):
         load_checkpoint(garbage)
     with pytest.raises(GMViTError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "absent.pt")
+    with pytest.raises(GMViTError, match="is a folder, not a gmvit checkpoint"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(GMViTError, match="the file is empty"):
+        load_checkpoint(tmp_path / "empty.pt")
+
+
+def test_a_file_with_pickled_code_is_refused_in_one_line_that_never_advises_running_it(tmp_path):
+    path = tmp_path / "code.pt"
+    torch.save({"format": print}, path)  # a reference to a function: unpickling would call it
+    with pytest.raises(GMViTError) as refused:
+        load_checkpoint(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path} is not a gmvit checkpoint: torch cannot read it")
+    assert "\n" not in message and "weights_only=False" not in message
