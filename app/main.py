@@ -18,7 +18,9 @@ from fastapi.staticfiles import StaticFiles
 
 import gmvit
 import renderer
+from app import schemas
 from app.api import health, jobs, search, shapes
+from app.api.deps import READ_SCHEME
 from app.api.health import STATIC_DIR
 from app.middleware import (
     AdmissionMiddleware,
@@ -103,6 +105,33 @@ def add_error_handlers(app: FastAPI) -> None:
         )
 
 
+def document_as_served(app: FastAPI) -> None:
+    """Make the app's OpenAPI document say what the service does, where FastAPI's defaults
+    would not: every 422 is an `ErrorOut` sentence (`invalid_request`), not FastAPI's list
+    of validation errors; a read's key is optional (needed only where GMVIT_READ_KEY is set).
+    """
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()  # FastAPI's, kept in app.openapi_schema: changed in place
+            error = {"$ref": "#/components/schemas/ErrorOut"}
+            for path in schema["paths"].values():
+                for operation in path.values():
+                    invalid = operation["responses"].get("422", {}).get("content", {})
+                    if "application/json" in invalid:
+                        invalid["application/json"]["schema"] = error
+                    if {READ_SCHEME: []} in operation.get("security", []):
+                        operation["security"].append({})
+            components = schema["components"]["schemas"]
+            components.setdefault("ErrorOut", schemas.ErrorOut.model_json_schema())
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service. Model, index and job backend are opened at startup (lifespan)."""
     settings = settings or load_settings()
@@ -134,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_error_handlers(app)
+    document_as_served(app)
 
     def pool():
         return app.state.service.pool if app.state.service is not None else None

@@ -16,7 +16,18 @@ from app.settings import Settings
 from app.uploads import MeshUpload, read_mesh_parts
 from renderer.layout import MESH_EXTENSIONS
 
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+# One header, two schemes in the OpenAPI document: every write needs GMVIT_API_KEY; a read
+# needs a key only where the server sets GMVIT_READ_KEY (app.main marks READ_SCHEME optional).
+READ_SCHEME = "ReadKey"
+write_key_header = APIKeyHeader(
+    name="X-API-Key", scheme_name="WriteKey", auto_error=False, description="GMVIT_API_KEY"
+)
+read_key_header = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name=READ_SCHEME,
+    auto_error=False,
+    description="GMVIT_READ_KEY or GMVIT_API_KEY; needed only where GMVIT_READ_KEY is set",
+)
 
 
 def get_settings(request: Request) -> Settings:
@@ -57,7 +68,7 @@ def _unauthorized(detail: str) -> HTTPException:
 
 
 def require_write(
-    settings: SettingsDep, key: Annotated[str | None, Depends(api_key_header)] = None
+    settings: SettingsDep, key: Annotated[str | None, Depends(write_key_header)] = None
 ) -> None:
     """Writes need X-API-Key equal to GMVIT_API_KEY (refused when none is configured)."""
     if settings.api_key is None:
@@ -69,7 +80,7 @@ def require_write(
 
 
 def require_read(
-    settings: SettingsDep, key: Annotated[str | None, Depends(api_key_header)] = None
+    settings: SettingsDep, key: Annotated[str | None, Depends(read_key_header)] = None
 ) -> None:
     """Reads need X-API-Key (GMVIT_READ_KEY or GMVIT_API_KEY) when GMVIT_READ_KEY is set."""
     if settings.read_key is None:
@@ -82,6 +93,7 @@ READ = [Depends(require_read)]
 WRITE = [Depends(require_write)]
 
 ERRORS = {
+    400: {"model": schemas.ErrorOut, "description": "parts that make no sense together"},
     401: {"model": schemas.ErrorOut, "description": "missing or wrong X-API-Key"},
     413: {"model": schemas.ErrorOut, "description": "upload over the size limit"},
     422: {"model": schemas.ErrorOut, "description": "the file is not a mesh we can render"},

@@ -45,6 +45,31 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
+def test_openapi_documents_the_errors_and_keys_as_served(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    operations = {
+        (method.upper(), path): operation
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    }
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    invalid = {
+        key: op["responses"]["422"] for key, op in operations.items() if "422" in op["responses"]
+    }
+    assert ("DELETE", "/jobs/{job_id}") in invalid and ("POST", "/classify") in invalid
+    for key, response in invalid.items():
+        assert response["content"]["application/json"]["schema"] == error, key
+    # What the service answers for a bad field is what the document says: one sentence.
+    answer = client.get("/shapes", params={"limit": "many"})
+    assert answer.status_code == 422 and set(answer.json()) == {"detail"}
+    assert isinstance(answer.json()["detail"], str)
+
+    assert operations["GET", "/shapes"]["security"] == [{"ReadKey": []}, {}]  # key optional
+    assert operations["POST", "/search"]["security"] == [{"ReadKey": []}, {}]
+    assert operations["POST", "/shapes"]["security"] == [{"WriteKey": []}]
+    assert operations["DELETE", "/jobs/{job_id}"]["security"] == [{"WriteKey": []}]
+
+
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
