@@ -1,12 +1,13 @@
 """The CPU runtime for the edge: eager torch against the ONNX exports (fp32, int8), in one run.
 
-For each shipped student (12 views, 64 px): file size; ms per shape through the Embedder
+For each shipped student, at its own rig and image size: file size; ms per shape through
+the Embedder
 (normalisation and forward, no rendering) at batch 1 and 16, in wall and in CPU time, the
 runtimes alternating; the cosine of each export's descriptors to torch's; and accuracy and
-retrieval mAP on the synthetic test split (`gmvit.data.synth`, rendered here at 64 px,
-circle-12: the split the weight cards report). Then the export of random students on 20
-views (the batched grouping with 20 views' padding and masks): the largest difference to
-torch.
+retrieval mAP on the synthetic test split (`gmvit.data.synth`, rendered here as the
+checkpoint's config says: the split the weight cards report). Then the export of random
+students on 20 views (the batched grouping with 20 views' padding and masks): the largest
+difference to torch.
 
     python -m bench.onnx [--threads 1] [--per-class 30] [--repeats 3]
 """
@@ -34,13 +35,13 @@ STUDENTS = ("mini", "simple")
 BATCHES = (1, 16)
 
 
-def test_split(per_class: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+def test_split(per_class: int, rig: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The synthetic test split (seed 0, as `gmvit dataset synth` makes it), rendered."""
     views, labels = [], []
     for label, name in enumerate(CLASSES):
         for index in range(per_class):
             mesh = normalize(make_shape(name, shape_rng(0, name, "test", index)))
-            views.append(render_views(mesh, "circle-12", size))
+            views.append(render_views(mesh, rig, size))
             labels.append(label)
     return np.stack(views), np.array(labels)
 
@@ -71,19 +72,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
-    views, labels = test_split(args.per_class, 64)
-    print(f"{len(views)} synthetic test shapes, circle-12, 64 px; {args.threads} thread(s)\n")
+    splits: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    print(f"{args.per_class} synthetic test shapes a class; {args.threads} thread(s)\n")
     print(
-        "| model | runtime | size MiB | batch 1 ms/shape (CPU) | batch 16 ms/shape (CPU) "
+        "| model | views | runtime | size MiB | batch 1 ms/shape (CPU) | batch 16 ms/shape (CPU) "
         "| cosine to torch: min / mean | OA | mAP |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
         for variant in STUDENTS:
             weights = WEIGHTS / f"gmvit-{variant}-synth10.pt"
             fp32, int8 = Path(tmp) / f"{variant}.onnx", Path(tmp) / f"{variant}.int8.onnx"
             info = export_onnx(weights, fp32)
             quantize_int8(fp32, int8, synthetic_calibration(info.config))
+            seen_as = (info.config.rig, info.config.image_size)
+            if seen_as not in splits:
+                splits[seen_as] = test_split(args.per_class, *seen_as)
+            views, labels = splits[seen_as]
+            shown = f"{info.config.rig}, {info.config.image_size} px"
             runtimes = {
                 "torch (eager)": (weights, Embedder(weights, threads=args.threads)),
                 "onnxruntime fp32": (fp32, Embedder(fp32, threads=args.threads)),
@@ -101,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     f"{speed[b][i][0]:.2f} ({speed[b][i][1]:.2f})" for b in BATCHES
                 )
                 print(
-                    f"| {variant} | {name} | {path.stat().st_size / 2**20:.1f} | {timings} "
+                    f"| {variant} | {shown} | {name} | {path.stat().st_size / 2**20:.1f} "
+                    f"| {timings} "
                     f"| {cosine.min():.4f} / {cosine.mean():.5f} | {accuracy:.4f} "
                     f"| {mean_ap:.4f} |",
                     flush=True,

@@ -14,15 +14,19 @@ float32 numpy arrays on the CPU.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from gmvit.checkpoint import Checkpoint, load_checkpoint
 from gmvit.errors import GMViTError
@@ -111,7 +115,7 @@ class TorchRuntime:
         self.precision = (
             ("bf16" if device == "cuda" else "fp32") if precision == "auto" else precision
         )
-        self.model = model.to(self.device).eval()
+        self.model = for_inference(model).to(self.device)
         self.description = f"torch {self.device.type} {self.precision}"
 
     def forward(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +129,36 @@ class TorchRuntime:
         if bf16:  # a unit vector in bf16 is unit to 3 digits: renormalise in fp32
             descriptor = F.normalize(descriptor, dim=-1)
         return descriptor.cpu().numpy(), out.logits.float().cpu().numpy()
+
+
+def for_inference(model: GMViT) -> GMViT:
+    """A copy of `model` in eval mode with every BatchNorm of its CNN folded into the
+    convolution before it: the same function to float rounding (descriptors within 1e-6,
+    tested), and on this CPU a forward 1.2x-1.4x faster for the students, 1.1x-1.25x for
+    the teacher (bench.models). A copy: a model still being trained keeps its BatchNorms."""
+    inference = copy.deepcopy(model).eval()
+    for block in list(inference.encoder_net_1.modules()):
+        for conv_name, norm_name in _conv_then_norm(block):
+            conv, norm = getattr(block, conv_name), getattr(block, norm_name)
+            setattr(block, conv_name, fuse_conv_bn_eval(conv, norm))
+            setattr(block, norm_name, nn.Identity())
+    return inference
+
+
+def _conv_then_norm(block: nn.Module) -> list[tuple[str, str]]:
+    """The (conv, batch norm) children of `block` where the norm takes the conv's output:
+    in a Sequential, a BatchNorm2d right after a Conv2d (the ResNet trunk, a downsample);
+    elsewhere `bnN` after `convN`, as StudentCNN and torchvision's blocks name them."""
+    children = dict(block.named_children())
+    if isinstance(block, nn.Sequential):
+        pairs = pairwise(children)
+    else:
+        pairs = ((f"conv{name[2:]}", name) for name in children if name.startswith("bn"))
+    return [
+        (conv, norm)
+        for conv, norm in pairs
+        if isinstance(children.get(conv), nn.Conv2d) and isinstance(children[norm], nn.BatchNorm2d)
+    ]
 
 
 def import_onnxruntime():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gmvit import Embedder, GMViTError, create_model, load_checkpoint, save_checkpoint
-from gmvit.runtime import BF16_MEAN_COSINE, BF16_MIN_COSINE
+from gmvit.runtime import BF16_MEAN_COSINE, BF16_MIN_COSINE, for_inference
 
 REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "weights"
@@ -43,6 +43,29 @@ def rendered() -> np.ndarray:
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.parametrize(("variant", "cnn"), [("mini", None), ("teacher", "resnet18")])
+def test_the_served_model_has_its_batch_norms_folded_and_computes_the_same(variant, cnn):
+    torch.manual_seed(0)
+    model = create_model(variant, 12, 10, image_size=32, **({"cnn": cnn} if cnn else {}))
+    norms = [m for m in model.encoder_net_1.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:  # statistics as training leaves them, not the identity of a new net
+        norm.running_mean.uniform_(-0.5, 0.5)
+        norm.running_var.uniform_(0.5, 2.0)
+        norm.weight.data.uniform_(0.5, 1.5)
+        norm.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    served = for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in served.encoder_net_1.modules())
+    assert len(norms) == (4 if cnn is None else 20)
+    kept = [m for m in model.encoder_net_1.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert kept == norms  # a copy was folded: the model goes on training with its own
+    x = torch.randn(2, 12, 3, 32, 32)
+    with torch.inference_mode():
+        expected, got = model(x), served(x)
+    torch.testing.assert_close(got.descriptor, expected.descriptor, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got.logits, expected.logits, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("variant", ["mini", "simple"])
