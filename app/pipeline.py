@@ -109,8 +109,10 @@ def grid_image(views: np.ndarray, max_px: int = THUMBNAIL_PX) -> Image.Image:
 def grid_png(views: np.ndarray, max_px: int = THUMBNAIL_PX) -> bytes:
     """A small PNG of all views side by side (the thumbnail and the page's preview)."""
     buffer = io.BytesIO()
-    # optimize=True costs 5x the time for 8 % of size
-    grid_image(views, max_px).save(buffer, format="PNG")
+    # zlib level 3, not PIL's 6: on these grids both faster and smaller (the ten synthetic
+    # classes at 96 px: 1.3 ms and 12.9 KB against 2.2 ms and 14.0 KB); optimize=True costs
+    # 5x the time for 8 % of size.
+    grid_image(views, max_px).save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
 
 
